@@ -43,3 +43,4 @@ class State:
         self.faults = 0
         self.error = ""           # last rejected command and why
         self.dirty = True         # something the cloud/OLED should show changed
+        self.counters = None      # meter.py counter list (Wh by tariff/consumer, day/month)
