@@ -1,0 +1,150 @@
+# Load and validate config.json. A bad config raises ValueError("<field>: <why>") and the firmware
+# refuses to run on it (main.py shows the message on the OLED and the console).
+import json
+
+# One compact spec string instead of a dict of tuples (RAM): "path kind min max", kinds:
+# i = int, n = number, b = bool, s = string (min/max = length). Missing optional groups get the
+# defaults in DEFAULTS before checking.
+_SPEC = """sanctioned_w i 100 200000
+breaker_w i 100 200000
+voltage_v i 90 400
+tz_offset_min i -720 840
+price.offpeak n 0 100000
+price.peak n 0 100000
+price.emergency n 0 100000
+charger.addr i 1 247
+charger.min_a i 6 6
+charger.max_a i 6 80
+charger.phases i 1 3
+charger.restart_hold_s i 0 3600
+charger.ramp_a_per_s i 1 80
+pzem.addr i 1 247
+battery.capacity_wh i 1000 300000
+battery.efficiency n 0.5 1
+trip.wh_per_km i 50 1000
+trip.reserve_pct i 0 50
+netpie.client_id s 0 64
+netpie.token s 0 64
+netpie.secret s 0 64
+netpie.host s 1 64
+netpie.port i 1 65535
+netpie.alias s 1 32
+wifi.ssid s 0 32
+wifi.password s 0 64
+ntp_host s 1 64"""
+
+_DEFAULTS = {
+    "charger": {"addr": 2, "min_a": 6, "max_a": 16, "phases": 1, "restart_hold_s": 60,
+                "ramp_a_per_s": 2},
+    "pzem": {"addr": 1},
+    "trip": {"wh_per_km": 170, "reserve_pct": 10},
+    "netpie": {"client_id": "", "token": "", "secret": "", "host": "mqtt.netpie.io",
+               "port": 1883, "alias": "meter"},
+    "wifi": {"ssid": "", "password": ""},
+    "ntp_host": "pool.ntp.org",
+    "loads": [],
+}
+
+
+def _hhmm(text, field):
+    # "HH:MM" -> minute of day
+    try:
+        h, m = text.split(":")
+        h = int(h)
+        m = int(m)
+    except (ValueError, AttributeError):
+        raise ValueError(field + ": want HH:MM")
+    if not (0 <= h < 24 and 0 <= m < 60) or len(text) != 5:
+        raise ValueError(field + ": want HH:MM 00:00-23:59")
+    return h * 60 + m
+
+
+def validate(cfg):
+    """Check a parsed config dict in place, fill defaults, add derived fields; return it."""
+    if not isinstance(cfg, dict):
+        raise ValueError("config: want a JSON object")
+    for k in _DEFAULTS:
+        d = _DEFAULTS[k]
+        if k not in cfg:
+            cfg[k] = d.copy() if isinstance(d, (dict, list)) else d
+        elif isinstance(d, dict) and isinstance(cfg[k], dict):
+            for kk in d:
+                cfg[k].setdefault(kk, d[kk])
+    for line in _SPEC.split("\n"):
+        path, kind, lo, hi = line.split()
+        node = cfg
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node.get(k) if isinstance(node, dict) else None
+        if not isinstance(node, dict) or keys[-1] not in node:
+            raise ValueError(path + ": missing")
+        v = node[keys[-1]]
+        if kind == "s":
+            ok = isinstance(v, str) and int(lo) <= len(v) <= int(hi)
+            want = "a string of %s-%s chars" % (lo, hi)
+        elif kind == "b":
+            ok = isinstance(v, bool)
+            want = "true or false"
+        else:
+            num = (int,) if kind == "i" else (int, float)
+            ok = isinstance(v, num) and not isinstance(v, bool) and float(lo) <= v <= float(hi)
+            want = "%s %s..%s" % ("an integer" if kind == "i" else "a number", lo, hi)
+        if not ok:
+            raise ValueError(path + ": want " + want)
+    if cfg["breaker_w"] < cfg["sanctioned_w"]:
+        raise ValueError("breaker_w: must be >= sanctioned_w")
+    peak = cfg.get("peak")
+    if not isinstance(peak, list) or len(peak) > 8:
+        raise ValueError("peak: want a list of up to 8 \"HH:MM-HH:MM\" windows")
+    win = []
+    for i, w in enumerate(peak):
+        f = "peak[%d]" % i
+        if not isinstance(w, str) or len(w) != 11 or w[5] != "-":
+            raise ValueError(f + ": want \"HH:MM-HH:MM\"")
+        s = _hhmm(w[:5], f)
+        e = _hhmm(w[6:], f)
+        if s == e:
+            raise ValueError(f + ": start equals end")
+        win.append(s)
+        win.append(e)
+    loads = cfg["loads"]
+    if not isinstance(loads, list) or len(loads) > 8:
+        raise ValueError("loads: want a list of up to 8 loads")
+    names = []
+    for i, ld in enumerate(loads):
+        f = "loads[%d]" % i
+        if not isinstance(ld, dict):
+            raise ValueError(f + ": want an object")
+        n = ld.get("name")
+        if not isinstance(n, str) or not 0 < len(n) <= 16 or n in names or "/" in n:
+            raise ValueError(f + ".name: want a unique name of 1-16 chars without '/'")
+        names.append(n)
+        p = ld.get("pin")
+        if not isinstance(p, int) or isinstance(p, bool) or p not in (2, 12, 14, 16):
+            # 13/15 are the bus, 4/5 the OLED, 0 the safe-mode button
+            raise ValueError(f + ".pin: want a free GPIO: 2, 12, 14 or 16")
+        w = ld.get("rated_w")
+        if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 20000:
+            raise ValueError(f + ".rated_w: want an integer 0..20000")
+        if not isinstance(ld.get("critical"), bool):
+            raise ValueError(f + ".critical: want true or false")
+    # derived, used by the scheduler and meter (underscore: not user fields)
+    cfg["_win"] = tuple(win)
+    cfg["_eff_pct"] = int(cfg["battery"]["efficiency"] * 100 + 0.5)
+    m = 0
+    for i, ld in enumerate(loads):
+        if not ld["critical"]:
+            m |= 1 << i
+    cfg["_noncrit"] = m
+    return cfg
+
+
+def load(path):
+    try:
+        with open(path) as f:
+            cfg = json.load(f)
+    except OSError:
+        raise ValueError("config: cannot read " + path)
+    except ValueError:
+        raise ValueError("config: not valid JSON")
+    return validate(cfg)
