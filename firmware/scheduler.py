@@ -48,13 +48,13 @@ def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked):
         avail_a = c["max_a"]
     min_a = c["min_a"]
     if 2 * room_w >= (2 * min_a + 1) * per_a:
-        if ok_since < 0:
+        if ok_since < 0 or ok_since > t_s:
             ok_since = t_s
     else:
         ok_since = -1
     if blocked or avail_a < min_a:
         return 0, ok_since
-    if cur_a <= 0:
+    if cur_a < min_a:
         # paused: restart at the minimum once the headroom has held long enough
         if ok_since < 0 or t_s - ok_since < c["restart_hold_s"]:
             return 0, ok_since
@@ -109,7 +109,7 @@ def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok):
     got, full = _walk(t, end, win, need_s, peak_ok)
     if full >= 0:
         return 100, full, need_s, -(-need_wh * 100 // eff_pct)
-    reach = soc + got * gain // 360000 * 100 // cap_wh
+    reach = soc + got * gain // (3600 * cap_wh)
     return (reach if reach < 100 else 99), -1, need_s, got * power_w // 3600
 
 
