@@ -15,6 +15,7 @@ for _name in (
     "board",
     "clock",
     "config",
+    "control",
     "evse",
     "meter",
     "modbus",
