@@ -25,7 +25,10 @@ class ScenarioError(ValueError):
 
 def hhmm(s: str) -> int:
     """'HH:MM' or 'HH:MM:SS' -> seconds after midnight."""
-    parts = [int(p) for p in str(s).strip().split(":")]
+    try:
+        parts = [int(p) for p in str(s).strip().split(":")]
+    except ValueError:
+        raise ScenarioError("bad time %r (want HH:MM)" % (s,)) from None
     if len(parts) not in (2, 3) or not 0 <= parts[0] <= 24 or not 0 <= parts[1] < 60:
         raise ScenarioError("bad time %r" % (s,))
     return parts[0] * 3600 + parts[1] * 60 + (parts[2] if len(parts) == 3 else 0)
