@@ -1,0 +1,226 @@
+# The control tick, once a second: read the PZEM and the charger over the shared bus, turn
+# readings + user settings into a charger current (scheduler.allocate), relay states, advice and
+# the plan, and account the energy (meter). This is the one place limits are enforced; cloud
+# commands only change settings in the State. A second coroutine checkpoints the store.
+import evse
+import meter
+import pzem
+import scheduler
+import state as S
+import store
+
+GUARD_S = 30        # pause this long before a peak window: a charger takes seconds to stop
+KEEPALIVE_S = 10    # re-send the current so the charger's communication timeout never trips
+PLAN_S = 30         # recompute the plan at least this often
+FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
+
+
+class Control:
+    def __init__(self, cfg, st, bus, board):
+        self.cfg = cfg
+        self.st = st
+        self.bus = bus
+        self.b = board
+        self.ok_since = -1          # scheduler.allocate anti-flap state
+        self.ms = 0                 # simulated/monotonic ms since boot (no 2^30 wrap)
+        self.last = board.ticks_ms()
+        self.pend_ms = 0            # time since the last good PZEM reading
+        self.sent_s = -KEEPALIVE_S  # when the charger current was last written
+        self.plan_s = -PLAN_S
+        self.sig = -1               # what the cloud/OLED show, packed; change -> st.dirty
+        self.psig = None            # settings the plan was made with
+        self.choice = st.choice
+        self.choice_until = 0
+        self.relays = -1
+        self.configured = False
+        self.sess_wh = 0            # EV energy since plug-in / SOC reset, for the SOC estimate,
+        self.sess_rem = 0           # in Wh + a W*ms remainder (no long ints on the ESP8266)
+        self.start_soc = st.start_soc_pct
+        self.ticks = 0              # the watchdog task feeds only while this moves
+
+    async def tick(self):
+        b = self.b
+        st = self.st
+        cfg = self.cfg
+        ch = cfg["charger"]
+        now_ms = b.ticks_ms()
+        dt = b.ticks_diff(now_ms, self.last)
+        self.last = now_ms
+        dt = 0 if dt < 0 else 60000 if dt > 60000 else dt
+        self.ms += dt
+        t_s = self.ms // 1000
+
+        r = await pzem.read(self.bus, cfg["pzem"]["addr"])
+        e = await evse.read(self.bus, ch["addr"])
+        faults = st.faults & ~(S.F_PZEM | S.F_EVSE | S.F_CLOCK)
+        if r:
+            st.pzem_misses = 0
+            st.voltage_dv = r[0]
+            st.power_w = r[2] // 10
+        else:
+            st.pzem_misses += 1
+        if st.pzem_misses >= 3:
+            faults |= S.F_PZEM
+        volt = st.voltage_dv // 10 if st.voltage_dv >= 900 else cfg["voltage_v"]
+        if e:
+            st.ev_misses = 0
+            was = st.ev_state
+            st.ev_state = e[1]
+            if was not in (2, 3, 4) and e[1] in (2, 3, 4):
+                self.sess_wh = 0            # plugged in: a new session
+            if e[3] >= 0:
+                st.ev_power_w = e[3]
+            else:                           # no power register: what the EV is allowed to draw
+                st.ev_power_w = st.ev_current_a * volt * ch["phases"] if e[1] == 3 else 0
+            if not self.configured:
+                self.configured = await evse.configure(self.bus, ch["addr"], FALLBACK_S, 0)
+        else:
+            st.ev_misses += 1
+        if st.ev_misses >= 3:
+            faults |= S.F_EVSE
+            st.ev_state = 0
+            st.ev_power_w = 0
+        if self.start_soc != st.start_soc_pct:
+            self.start_soc = st.start_soc_pct
+            self.sess_wh = 0
+        rem = self.sess_rem + st.ev_power_w * dt
+        self.sess_wh += rem // 3600000
+        self.sess_rem = rem % 3600000
+        if e and e[2] >= 0:
+            st.ev_soc_pct = e[2]
+        elif st.start_soc_pct >= 0 and st.ev_state:
+            # no SOC from the charger: the user's start SOC + energy delivered x efficiency
+            soc = st.start_soc_pct + self.sess_wh * cfg["_eff_pct"] // cfg["battery"][
+                "capacity_wh"]
+            st.ev_soc_pct = soc if soc < 100 else 100
+        else:
+            st.ev_soc_pct = -1
+
+        now = b.utc()
+        st.now = now
+        if not now:
+            faults |= S.F_CLOCK
+        off = cfg["tz_offset_min"] * 60
+        win = cfg["_win"]
+        loc = now + off
+        # without a valid clock the tariff is unknown: bill as peak and hold normal charging
+        st.peak = peak = not now or scheduler.is_peak(loc // 60 % 1440, win)
+        soon = not now or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, win)
+        dr = st.dr_limit_w > 0 and now > 0 and now < st.dr_until
+        if st.dr_limit_w and now and not dr:
+            st.dr_limit_w = 0               # the DR event is over
+            st.dr_until = 0
+        # a plan choice lasts until the departure it was made for
+        if st.choice != self.choice:
+            self.choice = st.choice
+            self.choice_until = 0
+        if st.choice and now:
+            if not self.choice_until and st.target_min >= 0:
+                end = loc - loc % 86400 + st.target_min * 60
+                self.choice_until = (end if end >= loc else end + 86400) - off
+            if not self.choice_until or now >= self.choice_until:
+                st.choice = self.choice = 0
+        emerg = st.emergency or st.choice == 2
+        lim = st.dr_limit_w if dr else cfg["sanctioned_w"]
+        if emerg:
+            lim = cfg["breaker_w"] if not dr or st.dr_limit_w > cfg["breaker_w"] else st.dr_limit_w
+        st.limit_w = lim
+        house = st.power_w - st.ev_power_w
+        if house < 0:
+            house = 0
+        blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
+                   or (not emerg and soon) or st.ev_soc_pct >= 100)
+        amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
+                                                 self.ok_since, ch, blocked)
+        if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
+            if await evse.set_current(self.bus, ch["addr"], amps):
+                st.ev_current_a = amps
+                self.sent_s = t_s
+
+        # energy: the PZEM register covers missed readings exactly, the integral approximately
+        self.pend_ms += dt
+        if r:
+            c = st.counters
+            if now:
+                meter.roll(c, loc)
+            meter.add(c, self.pend_ms if self.pend_ms < 600000 else 600000, st.power_w,
+                      st.ev_power_w, peak, emerg and st.ev_power_w > 0, r[3])
+            self.pend_ms = 0
+
+        # relays: the user's settings, minus the non-critical loads while "shed" is chosen
+        mask = 0
+        for i in range(len(st.loads)):
+            if st.loads[i]:
+                mask |= 1 << i
+        on = mask & ~cfg["_noncrit"] if st.choice == 1 else mask
+        if on != self.relays:
+            for i, ld in enumerate(cfg["loads"]):
+                if (on ^ self.relays) >> i & 1 or self.relays < 0:
+                    b.relay(ld["pin"], on >> i & 1)
+            self.relays = on
+        st.advice = scheduler.advice(peak or dr, on, cfg)[0]
+
+        psig = (st.target_min, st.ev_state in (2, 3, 4), st.trip_soc_pct, on, st.start_soc_pct)
+        if psig != self.psig or t_s - self.plan_s >= PLAN_S:
+            self.psig = psig
+            self.plan_s = t_s
+            p = None
+            if now and st.target_min >= 0 and st.ev_soc_pct >= 0 and st.ev_state in (2, 3, 4):
+                w = 0
+                for i, ld in enumerate(cfg["loads"]):
+                    if on >> i & 1 and not ld["critical"]:
+                        w += ld["rated_w"]
+                p = scheduler.plan(now, st.target_min, st.ev_soc_pct, house, w,
+                                   st.trip_soc_pct, cfg)
+            if p != st.plan:
+                st.plan = p
+                st.dirty = True
+        st.faults = faults
+        sig = st.ev_state | peak << 3 | faults << 4 | st.advice << 10 | emerg << 18 | \
+            st.choice << 19 | on << 21 | dr << 29
+        if sig != self.sig:
+            self.sig = sig
+            st.dirty = True
+        self.ticks += 1
+
+    async def run(self):
+        while True:
+            t0 = self.b.ticks_ms()
+            await self.tick()
+            used = self.b.ticks_diff(self.b.ticks_ms(), t0)
+            await self.b.sleep(1000 - used if used < 950 else 50)
+
+
+class Persist:
+    # checkpoint the counters and settings: when 10 Wh have accrued, when settings change, and
+    # at least every 60 s while energy flows; each write goes to the older of two slots
+    def __init__(self, st, board, seq):
+        self.st = st
+        self.b = board
+        self.seq = seq
+        self.wh = -1
+        self.at = board.ticks_ms()
+        self.sig = None
+
+    def sig_now(self):
+        st = self.st
+        return (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
+                st.dr_limit_w, st.dr_until, bytes(st.loads))
+
+    async def run(self):
+        while True:
+            await self.b.sleep(1000)
+            wh = self.st.counters[meter.C_TOTAL]
+            sig = self.sig_now()
+            age = self.b.ticks_diff(self.b.ticks_ms(), self.at)
+            if (self.wh >= 0 and wh - self.wh >= 10 or sig != self.sig
+                    or (wh != self.wh and age >= 60000)):
+                self.seq += 1
+                try:
+                    store.save(self.b.STORE, self.seq, self.st)
+                except OSError:
+                    self.seq -= 1           # flash full or failing: try again next second
+                    continue
+                self.wh = wh
+                self.sig = sig
+                self.at = self.b.ticks_ms()

@@ -1,0 +1,104 @@
+# Wires the meter together and starts its asyncio tasks; the logic lives in the modules.
+#   control  1 s    PZEM + charger over the bus, allocation, relays, plan, metering (control.py)
+#   persist  1 s    store checkpoints (control.Persist)
+#   display  2 s    OLED pages (oled.py)
+#   cloud           NETPIE telemetry and commands (netpie.py), never awaited by control
+#   clock    hourly NTP (clock.py)
+#   watchdog 0.5 s  feeds the hardware WDT while the control task is alive; heap housekeeping
+import gc
+import sys
+
+import asyncio
+import board
+
+
+async def _display(fb, st, cfg):
+    import oled
+    n = 0
+    while True:
+        oled.draw(fb, st, cfg, n // 3 % 3)
+        n += 1
+        await board.sleep(2000)
+
+
+async def _watchdog(ctl):
+    seen = -1
+    late = 0
+    n = 0
+    while True:
+        # feed only while the control task makes progress: a hung loop resets the board
+        if ctl.ticks != seen:
+            seen = ctl.ticks
+            late = 0
+        else:
+            late += 1
+        if late < 10:
+            board.feed()
+        n += 1
+        if n % 20 == 0:
+            gc.collect()
+            gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
+            st = ctl.st
+            board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,"f":%d}' % (
+                st.now, gc.mem_alloc(), gc.mem_free(), st.power_w, st.ev_current_a,
+                st.ev_soc_pct, st.faults))
+        await asyncio.sleep_ms(500)
+
+
+def main():
+    if board.safe_mode():
+        print("safe mode: REPL kept, meter not started")
+        return
+    import config
+    try:
+        cfg = config.load(board.CONFIG)
+    except ValueError as e:
+        # refuse to run on a bad config: say which field, and stop
+        print("config error:", e)
+        fb = board.display()
+        if fb:
+            import oled
+            oled.fatal(fb, "CONFIG " + str(e))
+        board.report('{"fatal":"%s"}' % str(e).replace('"', "'"))
+        return
+    del sys.modules["config"]       # needed only at boot
+    gc.collect()
+    import meter
+    import state
+    import store
+    st = state.State(len(cfg["loads"]))
+    st.counters = meter.new()
+    seq, bad = store.load(board.STORE, st)
+    if bad:
+        st.faults |= state.F_STORE
+    board.wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])
+    asyncio.run(_run(cfg, st, seq, bad))
+
+
+async def _run(cfg, st, seq, bad):
+    import control
+    import modbus
+    ctl = control.Control(cfg, st, modbus.Bus(board.uart()), board)
+    asyncio.create_task(ctl.run())
+    asyncio.create_task(control.Persist(st, board, seq if seq > 0 else 0).run())
+    fb = board.display()
+    if fb:
+        asyncio.create_task(_display(fb, st, cfg))
+    if board.NTP and cfg["wifi"]["ssid"]:
+        import clock
+        asyncio.create_task(clock.run(board, cfg["ntp_host"]))
+    if cfg["netpie"]["client_id"]:
+        import netpie
+        asyncio.create_task(netpie.Cloud(cfg, st, board).run())
+    board.watchdog()
+    gc.collect()
+    board.report('{"boot":1,"seq":%d,"bad_slots":%d,"heap":%d,"free":%d}' % (
+        seq, bad, gc.mem_alloc(), gc.mem_free()))
+    await _watchdog(ctl)
+
+
+try:
+    main()
+except Exception as e:      # noqa: BLE001 - anything unexpected: log it and restart clean
+    sys.print_exception(e)
+    board.reset()

@@ -1,0 +1,84 @@
+# OLED pages on any framebuf-like object (fill, text, hline, show): the real SSD1306 on the board,
+# the same driver on a fake I2C on the host. 128x64 px = 16 characters x 8 lines.
+# Page 0: power and energy. Page 1: EV state, SOC and plan. Page 2: peak advice and faults.
+import meter
+import scheduler
+import state as S
+
+_EV = "?ABCDE"
+
+
+def _hm(t, off):
+    # UTC seconds -> local "HH:MM"
+    m = (t + off) // 60 % 1440
+    return "%02d:%02d" % (m // 60, m % 60)
+
+
+def _kwh(wh):
+    return "%d.%02d" % (wh // 1000, wh % 1000 // 10)
+
+
+def draw(fb, st, cfg, page):
+    fb.fill(0)
+    off = cfg["tz_offset_min"] * 60
+    y = 0
+    if page == 0:
+        c = st.counters
+        lines = ("%s %s" % (_hm(st.now, off) if st.now else "--:--",
+                            "PEAK" if st.peak else "off-peak"),
+                 "P %dW" % st.power_w,
+                 "H %d EV %d" % (st.power_w - st.ev_power_w, st.ev_power_w),
+                 "Lim %dW" % st.limit_w,
+                 "Day %skWh" % _kwh(c[meter.C_DAY_OFF] + c[meter.C_DAY_PEAK] + c[meter.C_DAY_EM]),
+                 " bill %d" % meter.bill(c, cfg, False),
+                 "Mon %skWh" % _kwh(c[meter.C_MON_OFF] + c[meter.C_MON_PEAK] + c[meter.C_MON_EM]),
+                 " bill %d" % meter.bill(c, cfg, True))
+    elif page == 1:
+        p = st.plan
+        soc = "%d%%" % st.ev_soc_pct if st.ev_soc_pct >= 0 else "?"
+        tgt = "%02d:%02d" % (st.target_min // 60, st.target_min % 60) if st.target_min >= 0 \
+            else "--:--"
+        lines = ["EV %s %dA %dW" % (_EV[st.ev_state], st.ev_current_a, st.ev_power_w),
+                 "SOC %s >%s" % (soc, tgt),
+                 "Plan %s%s" % (S.CHOICES[st.choice], " EMERG" if st.emergency else "")]
+        if p:
+            lines.append("Full %s %dmin" % (_hm(p[scheduler.P_FULL], off), p[scheduler.P_MIN])
+                         if p[scheduler.P_OK] else "Reach %d%%" % p[scheduler.P_SOC])
+            lines.append("Shed %d%% Em %d%%" % (p[scheduler.P_SHED_SOC], p[scheduler.P_EM_SOC]))
+            t = p[scheduler.P_TRIP]
+            lines.append("Trip A%s S%s E%s" % ("+" if t & 1 else "-", "+" if t & 2 else "-",
+                                               "+" if t & 4 else "-"))
+        elif st.ev_state in (2, 3, 4):
+            lines.append("no plan: set" if st.target_min < 0 else "no plan")
+            lines.append("target/SOC" if st.target_min < 0 else "")
+    else:
+        lines = []
+        if st.advice:
+            lines.append("PEAK: switch off")
+            w = 0
+            for i, ld in enumerate(cfg["loads"]):
+                if st.advice >> i & 1:
+                    lines.append(" %s %dW" % (ld["name"], ld["rated_w"]))
+                    w += ld["rated_w"]
+            lines.append("saves %dW" % w)
+        else:
+            lines.append("no advice")
+        for i, n in enumerate(S.FAULT_NAMES):
+            if st.faults >> i & 1:
+                lines.append("FAULT " + n)
+        if st.faults & S.F_CLOCK:
+            lines.append("no time:EV held")
+        if st.error:
+            lines.append(st.error[:16])
+    for s in lines[:8]:
+        fb.text(s[:16], 0, y, 1)
+        y += 8
+    fb.show()
+
+
+def fatal(fb, text):
+    """A config or boot error, wrapped over the screen."""
+    fb.fill(0)
+    for i in range(0, min(len(text), 112), 16):
+        fb.text(text[i:i + 16], 0, i // 2, 1)
+    fb.show()

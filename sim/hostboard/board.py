@@ -1,0 +1,150 @@
+# Host board for the MicroPython unix port: the same names as firmware/board.py, backed by the
+# simulation. It sits before the firmware on sys.path, so the firmware image runs unchanged.
+#   UART    -> the emulator's pseudo-terminal (raw, VMIN=0: reads never block)
+#   relays  -> $SIM_DIR/relays ("<pin> <0|1>" lines) for the emulator and the harness
+#   OLED    -> the real ssd1306 driver on a fake I2C that saves frames to $SIM_DIR/oled.bin
+#   clock   -> the shared simulated clock (docs/architecture.md), $SIM_CLOCK=none: never valid,
+#              $SIM_CLOCK=<s>: valid only after s simulated seconds
+#   WDT     -> a software check: a tick late by more than 1.6 s (real) is reported
+import asyncio
+import os
+import select
+import sys
+import termios
+import time
+
+_DIR = os.getenv("SIM_DIR") or "sim/run"
+CONFIG = os.getenv("SIM_CONFIG") or "firmware/config.json.example"
+STORE = _DIR + "/store"
+EPOCH_OFFSET = 0
+NTP = False     # the simulated clock needs no NTP
+SPEED = float(os.getenv("SIM_SPEED") or "1")
+_EPOCH = float(os.getenv("SIM_EPOCH") or "0") or time.time()
+_ANCHOR = float(os.getenv("SIM_ANCHOR") or "0") or time.time()
+_CLOCK = os.getenv("SIM_CLOCK") or "ok"
+_relays = {}
+_last_feed = [0]
+wdt_late_ms = [0]       # the longest gap between two feeds, real ms
+
+
+def _sim():
+    return _EPOCH + (time.time() - _ANCHOR) * SPEED
+
+
+def safe_mode():
+    return False
+
+
+class _Pty:
+    # machine.UART subset over the pty: write(), read(n) -> bytes or None, any()
+    def __init__(self, path):
+        self.f = open(path, "r+b", buffering=0)
+        fd = self.f.fileno()
+        termios.setraw(fd)
+        a = termios.tcgetattr(fd)
+        a[6][termios.VMIN] = 0
+        a[6][termios.VTIME] = 0
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        self.p = select.poll()
+        self.p.register(self.f, select.POLLIN)
+
+    def write(self, b):
+        return self.f.write(b)
+
+    def read(self, n=256):
+        if not self.p.poll(0):
+            return None
+        return self.f.read(n) or None
+
+    def any(self):
+        return 1 if self.p.poll(0) else 0
+
+
+def uart():
+    with open(_DIR + "/bus") as f:
+        return _Pty(f.read().strip())
+
+
+class _I2C:
+    # what ssd1306.SSD1306_I2C needs: commands are ignored, data (the framebuffer) is saved
+    def writeto(self, addr, buf):
+        pass
+
+    def writevto(self, addr, bufs):
+        with open(_DIR + "/oled.tmp", "wb") as f:
+            f.write(bufs[1])
+        os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
+
+
+def display():
+    try:
+        import ssd1306
+    except ImportError:
+        return None
+    return ssd1306.SSD1306_I2C(128, 64, _I2C())
+
+
+def relay(pin, on):
+    v = 1 if on else 0
+    if _relays.get(pin) == v:
+        return
+    _relays[pin] = v
+    with open(_DIR + "/relays.tmp", "w") as f:
+        for p in _relays:
+            f.write("%d %d\n" % (p, _relays[p]))
+    os.rename(_DIR + "/relays.tmp", _DIR + "/relays")
+
+
+def watchdog():
+    _last_feed[0] = time.ticks_ms()
+
+
+def feed():
+    now = time.ticks_ms()
+    if _last_feed[0]:
+        gap = time.ticks_diff(now, _last_feed[0])
+        if gap > wdt_late_ms[0]:
+            wdt_late_ms[0] = gap
+    _last_feed[0] = now
+
+
+def utc():
+    t = _sim()
+    if _CLOCK == "none" or (_CLOCK != "ok" and t - _EPOCH < float(_CLOCK)):
+        return 0
+    return int(t)
+
+
+def set_utc(t):
+    pass
+
+
+def ticks_ms():
+    return int((time.time() - _ANCHOR) * SPEED * 1000)
+
+
+def ticks_diff(a, b):
+    return a - b
+
+
+def sleep(ms):
+    # periods are simulated milliseconds; never below 1 real ms so the bus keeps up
+    ms = int(ms / SPEED)
+    return asyncio.sleep_ms(ms if ms > 0 else 1)
+
+
+def wifi(ssid, password):
+    pass
+
+
+def wifi_ok():
+    return True
+
+
+def report(line):
+    sys.stdout.write(line)
+    sys.stdout.write("\n")
+
+
+def reset():
+    sys.exit(3)

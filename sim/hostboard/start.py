@@ -1,0 +1,18 @@
+# Unix-port entry point: mount the firmware's ROMFS image (as the FLASH_2M_ROMFS board does) and
+# run its main.py, with the host board first on the path. On the host the image buffer sits in the
+# heap (on the board it stays in flash), so the harness adds its size to -X heapsize.
+import os
+import sys
+import vfs
+
+_img = os.getenv("SIM_IMAGE")
+if _img:
+    with open(_img, "rb") as _f:
+        _buf = _f.read()
+    vfs.mount(vfs.VfsRom(memoryview(_buf)), "/rom")
+    sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "/rom", "/rom/lib"]
+else:
+    # development fallback: loose sources (not how the board runs them)
+    sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "firmware", "build/lib"]
+del _img
+import main  # noqa: E402,F401
