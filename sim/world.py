@@ -106,6 +106,7 @@ class World:
         self.scen = scen
         self.tz = int(cfg.get("tz_offset_min", 0))
         self.sanctioned_w = int(cfg.get("sanctioned_w", 5000))
+        self.breaker_w = int(cfg.get("breaker_w", 0)) or 10 ** 9
         self.nominal_v = float(cfg.get("voltage_v", 230))
         self.peaks = peak_windows(cfg)
         ch = cfg.get("charger", {})
@@ -161,6 +162,8 @@ class World:
         self.max_total_w = 0.0
         self.over_limit_s = 0.0
         self.over_limit_wh = 0.0
+        self.over_limit_em_s = 0.0      # part of over_limit_s while emergency charging was on
+        self.over_breaker_s = 0.0       # above cfg breaker_w (never acceptable)
         self.ev_energy_wh = 0.0
         self.ev_energy_peak_wh = 0.0
         self.total_energy_wh = 0.0
@@ -338,6 +341,10 @@ class World:
         if total > lim:
             self.over_limit_s += dt
             self.over_limit_wh += (total - lim) * h
+            if self.emergency:
+                self.over_limit_em_s += dt
+        if total > self.breaker_w:
+            self.over_breaker_s += dt
         self.total_energy_wh += total * h
         self.pzem_energy_wh = (self.pzem_energy_wh + total * h) % ENERGY_WRAP_WH
         if ev > 0:
@@ -453,6 +460,8 @@ class World:
             "max_total_w": round(self.max_total_w),
             "over_limit_s": round(self.over_limit_s, 1),
             "over_limit_wh": round(self.over_limit_wh, 2),
+            "over_limit_em_s": round(self.over_limit_em_s, 1),
+            "over_breaker_s": round(self.over_breaker_s, 1),
             "ev_energy_wh": round(self.ev_energy_wh, 1),
             "ev_energy_peak_wh": round(self.ev_energy_peak_wh, 1),
             "total_energy_wh": round(self.total_energy_wh, 1),
