@@ -64,7 +64,8 @@ class Bus:
         # a < 0: no fields (FC 0x42). Returns the reply length, 0 for none/bad/exception.
         # Callers parse rx right after the await returns (no await in between), so the lock
         # only needs to cover the transfer itself.
-        async with self.lock:
+        await self.lock.acquire()     # (acquire/release: half the garbage of `async with`)
+        try:
             t = self.tx
             r = self.rx
             u = self.uart
@@ -150,6 +151,8 @@ class Bus:
             if got != 8 or r[2] != t[2] or r[3] != t[3] or r[4] != t[4] or r[5] != t[5]:
                 return 0
             return got
+        finally:
+            self.lock.release()
 
     async def read_regs(self, addr, fc, start, count):
         # FC03/04 -> list of count ints, or None
