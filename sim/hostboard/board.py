@@ -42,8 +42,8 @@ class _Pty:
         fd = self.f.fileno()
         termios.setraw(fd)
         a = termios.tcgetattr(fd)
-        a[6][termios.VMIN] = 0
-        a[6][termios.VTIME] = 0
+        a[6][6] = 0     # VMIN: reads return what is there
+        a[6][5] = 0     # VTIME: no inter-byte wait
         termios.tcsetattr(fd, termios.TCSANOW, a)
         self.p = select.poll()
         self.p.register(self.f, select.POLLIN)

@@ -1,0 +1,322 @@
+"""The simulated meter on a desk: device emulators, the NETPIE stand-in and the firmware (from its
+ROMFS image) on the MicroPython unix port with a capped heap, sharing one simulated clock.
+
+    python -m sim.run                          # live terminal view until Ctrl-C (make sim)
+    python -m sim.run --hours 24 --speed 600   # headless; last line = one JSON summary
+
+The scenario (docs/scenario.md) drives the household, the EV and faults in the emulator; its
+"commands" are sent through the NETPIE stand-in exactly as the dashboard sends them.
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.dirname(sys.executable)
+DEFAULT_SCENARIO = os.path.join(ROOT, "sim", "scenarios", "default_day.json")
+DEFAULT_CONFIG = os.path.join(ROOT, "firmware", "config.json.example")
+FAULTS = ("pzem", "charger", "clock", "cloud", "store", "auth")
+
+
+def heap_bytes(text):
+    t = text.strip().upper()
+    mul = 1024 if t.endswith("K") else 1024 * 1024 if t.endswith("M") else 1
+    return int(float(t.rstrip("KM")) * mul)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def build_image():
+    """Compile the firmware and build build/host.romfs; returns its path."""
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import build_image as bi
+    out = os.path.join(ROOT, "build")
+    report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
+    if report["errors"]:
+        raise SystemExit("firmware does not compile: %s" % report["errors"])
+    return os.path.join(out, "host.romfs")
+
+
+class Firmware:
+    """The micropython process; collects its JSON report lines."""
+
+    def __init__(self, env, heap, log_path):
+        self.lines = []
+        self.heap_max = 0
+        self.last = {}
+        self.boot = None
+        self.fatal = None
+        self.faults_seen = 0
+        self.log = open(log_path, "a")
+        self.proc = subprocess.Popen(
+            [os.path.join(BIN, "micropython"), "-X", "heapsize=%d" % heap,
+             os.path.join(ROOT, "sim", "hostboard", "start.py")],
+            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.proc.stdout:
+            self.log.write(line)
+            self.log.flush()
+            if not line.startswith("{"):
+                continue
+            try:
+                d = json.loads(line)
+            except ValueError:
+                continue
+            if "boot" in d:
+                self.boot = d
+            if "fatal" in d:
+                self.fatal = d["fatal"]
+            if "heap" in d:
+                self.heap_max = max(self.heap_max, d["heap"])
+            if "f" in d:
+                self.faults_seen |= d["f"]
+                self.last = d
+
+    def stop(self, sig=signal.SIGINT):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+class Sim:
+    def __init__(self, a):
+        self.a = a
+        self.dir = os.path.abspath(a.sim_dir)
+        if not a.keep_store and os.path.isdir(self.dir):
+            shutil.rmtree(self.dir)
+        os.makedirs(self.dir, exist_ok=True)
+        with open(a.scenario) as f:
+            self.scen = json.load(f)
+        with open(a.config) as f:
+            self.cfg = json.load(f)
+        sys.path.insert(0, ROOT)
+        from sim.world import parse_at, scenario_epoch
+        self.parse_at = parse_at
+        self.epoch = scenario_epoch(self.cfg, self.scen)
+        self.anchor = time.time() + 1.0
+        self.procs = []
+        self.cloud = None
+        self.mqtt = None
+
+    def env(self):
+        e = dict(os.environ, SIM_DIR=self.dir, SIM_EPOCH=str(self.epoch),
+                 SIM_ANCHOR=repr(self.anchor), SIM_SPEED=str(self.a.speed),
+                 SIM_CONFIG=os.path.join(self.dir, "config.json"), SIM_IMAGE=self.image,
+                 SIM_HOSTBOARD=os.path.join(ROOT, "sim", "hostboard"))
+        if self.a.clock:
+            e["SIM_CLOCK"] = self.a.clock
+        return e
+
+    def now(self):
+        return self.epoch + (time.time() - self.anchor) * self.a.speed
+
+    def start_cloud(self):
+        """The NETPIE stand-in with one meter device and one dashboard credential."""
+        try:
+            sys.path.insert(0, os.path.join(ROOT, "tools"))
+            import netpie_standin
+        except ImportError:
+            return False
+        port = free_port()
+        try:
+            self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
+                self.dir, "netpie"))
+        except Exception as e:  # noqa: BLE001 - no broker here: run without the cloud
+            print("sim: NETPIE stand-in not started (%s); running without the cloud" % e,
+                  file=sys.stderr)
+            return False
+        dev = self.cloud.meter
+        self.cfg["netpie"] = dict(self.cfg.get("netpie", {}), host="127.0.0.1", port=port,
+                                  client_id=dev["client_id"], token=dev["token"],
+                                  secret=dev["secret"])
+        self.mqtt = self.cloud.dashboard_client()
+        return True
+
+    def send(self, cmd, value):
+        if self.mqtt is None:
+            return False
+        payload = value if isinstance(value, str) else json.dumps(value)
+        self.mqtt.publish("@msg/meter/" + cmd, payload)
+        return True
+
+    def run(self):
+        a = self.a
+        self.image = build_image()
+        if not a.no_cloud:
+            self.start_cloud()
+        with open(os.path.join(self.dir, "config.json"), "w") as f:
+            json.dump(self.cfg, f)
+        env = self.env()
+        emu_log = open(os.path.join(self.dir, "emulator.log"), "a")
+        emu = subprocess.Popen([sys.executable, "-m", "sim.emulator", "--config",
+                                os.path.join(self.dir, "config.json"), "--scenario",
+                                a.scenario, "--sim-dir", self.dir]
+                               + (["--pace"] if a.speed <= 1 else []),
+                               cwd=ROOT, env=env, stdout=emu_log, stderr=subprocess.STDOUT)
+        self.procs.append(emu)
+        bus = os.path.join(self.dir, "bus")
+        for _ in range(200):
+            if os.path.exists(bus):
+                break
+            time.sleep(0.05)
+        cap = heap_bytes(a.heap)
+        img = os.path.getsize(self.image)
+        fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
+        cmds = sorted((self.parse_at(c["at"], self.cfg, self.scen), c["cmd"], c["value"])
+                      for c in self.scen.get("commands", []))
+        end = self.epoch + a.hours * 3600 if a.hours else None
+        sent = 0
+        try:
+            while True:
+                now = self.now()
+                while cmds and cmds[0][0] <= now:
+                    _, cmd, value = cmds.pop(0)
+                    sent += self.send(cmd, value)
+                if fw.proc.poll() is not None and not a.hours:
+                    break
+                if end and (now >= end or fw.proc.poll() is not None):
+                    break
+                if not a.hours:
+                    self.view(fw)
+                time.sleep(0.02 if a.hours else 0.5)
+        except KeyboardInterrupt:
+            pass
+        rc = fw.stop()
+        emu.send_signal(signal.SIGTERM)
+        try:
+            emu.wait(10)
+        except subprocess.TimeoutExpired:
+            emu.kill()
+        if self.mqtt is not None:
+            self.mqtt.loop_stop()
+            self.mqtt.disconnect()
+        if self.cloud is not None:
+            self.cloud.stop()
+        with open(os.path.join(self.dir, "world.json")) as f:
+            world = json.load(f)
+        faults = [n for i, n in enumerate(FAULTS) if fw.faults_seen >> i & 1]
+        summary = {
+            "hours": world.get("hours"),
+            "sanctioned_w": world.get("sanctioned_w"),
+            "max_total_w": world.get("max_total_w"),
+            "over_limit_s": world.get("over_limit_s"),
+            "ev_energy_wh": world.get("ev_energy_wh"),
+            "ev_energy_peak_wh": world.get("ev_energy_peak_wh"),
+            "soc_start": world.get("soc_start"),
+            "soc_end": world.get("soc_end"),
+            "faults": faults,
+            "heap_cap_bytes": cap,
+            "heap_peak_bytes": max(0, fw.heap_max - img),
+            "image_bytes": img,
+            "speed": a.speed,
+            "commands_sent": sent,
+            "firmware_exit": 0 if rc in (-2, 130, None) else rc,
+            "fatal": fw.fatal,
+            "cloud": self.cloud is not None,
+        }
+        if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
+            summary["error"] = "firmware did not run"
+        print(json.dumps(summary), flush=True)
+        return summary
+
+    def view(self, fw):
+        """A plain terminal view: the world, the meter's report and the OLED mirror."""
+        try:
+            with open(os.path.join(self.dir, "world.json")) as f:
+                w = json.load(f)
+        except (OSError, ValueError):
+            w = {}
+        lt = time.gmtime(self.now() + self.cfg.get("tz_offset_min", 0) * 60)
+        out = ["\x1b[H\x1b[2J",
+               "simulated meter  %02d:%02d:%02d local  x%g  (Ctrl-C stops)" % (
+                   lt.tm_hour, lt.tm_min, lt.tm_sec, self.a.speed),
+               "house %5s W   EV %5s W   total %5s W   limit %5s W" % (
+                   w.get("house_w"), w.get("ev_w"), w.get("total_w"), w.get("limit_w")),
+               "EV state %s  current %s A  SOC %s %%   over-limit %s s" % (
+                   w.get("vehicle_state"), w.get("charger_applied_a"), fw.last.get("soc"),
+                   w.get("over_limit_s")),
+               "meter heap %s B (cap %s + image)   faults %s" % (
+                   fw.last.get("heap"), self.a.heap, fw.last.get("f")), ""]
+        out += oled_ascii(os.path.join(self.dir, "oled.bin"))
+        sys.stdout.write("\n".join(out) + "\n")
+        sys.stdout.flush()
+
+
+def oled_ascii(path):
+    """The SSD1306 framebuffer (MONO_VLSB, 128x64) as text, two pixel rows per character."""
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError:
+        return ["(no OLED frame yet)"]
+    if len(buf) != 1024:
+        return ["(bad OLED frame)"]
+
+    def px(x, y):
+        return buf[(y // 8) * 128 + x] >> (y % 8) & 1
+
+    rows = ["+" + "-" * 128 + "+"]
+    for y in range(0, 64, 2):
+        rows.append("|" + "".join(" '.:"[px(x, y) | px(x, y + 1) << 1] for x in range(128))
+                    + "|")
+    rows.append(rows[0])
+    return rows
+
+
+def oled_png(bin_path, png_path, scale=4):
+    """Save the OLED frame as a PNG for people to look at (matplotlib)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    with open(bin_path, "rb") as f:
+        buf = f.read()
+    img = [[buf[(y // 8) * 128 + x] >> (y % 8) & 1 for x in range(128)] for y in range(64)]
+    fig = plt.figure(figsize=(128 * scale / 100, 64 * scale / 100), dpi=100)
+    ax = fig.add_axes([0, 0, 1, 1])
+    ax.imshow(img, cmap="gray", interpolation="nearest")
+    ax.axis("off")
+    fig.savefig(png_path)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--hours", type=float, default=0, help="run headless for this many hours")
+    ap.add_argument("--speed", type=float, default=0, help="simulated seconds per real second")
+    ap.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    ap.add_argument("--config", default=DEFAULT_CONFIG)
+    ap.add_argument("--heap", default="48K", help="board-equivalent heap cap (image added)")
+    ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
+    ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
+    ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
+    ap.add_argument("--clock", default="", help="SIM_CLOCK: none, or seconds until valid")
+    a = ap.parse_args(argv)
+    if not a.speed:
+        a.speed = 600 if a.hours else 30
+    s = Sim(a).run()
+    if s.get("error"):
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
