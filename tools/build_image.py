@@ -103,10 +103,10 @@ import sys, vfs, gc, os
 with open(sys.argv[-2], 'rb') as f:
     buf = f.read()
 vfs.mount(vfs.VfsRom(memoryview(buf)), '/rom')
-sys.path[1:1] = ['/rom', '/rom/lib']
+sys.path[:] = ['/rom', '/rom/lib', '.frozen']  # .frozen: the unix port's asyncio
 if sys.argv[-1]:
-    sys.path.append(sys.argv[-1])
-res = {'files': sorted(os.listdir('/rom')), 'lib': [], 'ok': [], 'fail': {}}
+    sys.path.insert(0, sys.argv[-1])  # the host board first, as sim/hostboard/start.py does
+res = {'files': sorted(os.listdir('/rom')), 'lib': [], 'ok': [], 'fail': {}, 'per': {}}
 try:
     res['lib'] = sorted(os.listdir('/rom/lib'))
 except OSError:
@@ -114,8 +114,12 @@ except OSError:
 gc.collect()
 base = gc.mem_alloc()
 for name in MODS:
+    gc.collect()
+    before = gc.mem_alloc()
     try:
         m = __import__(name)
+        gc.collect()
+        res['per'][name] = gc.mem_alloc() - before
         f = getattr(m, '__file__', '') or ''
         if name in ('umqtt.simple',) or f.startswith('/rom/'):
             res['ok'].append(name)
@@ -135,14 +139,15 @@ def mount_check(image, modules, extra_path=""):
     if not exe:
         return None
     script = MOUNT_CHECK.replace("MODS", repr(list(modules)))
-    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+    work = tempfile.mkdtemp(prefix="romfs-mount-")
+    path = os.path.join(work, "mount_check.py")
+    with open(path, "w") as f:
         f.write(script)
-        path = f.name
     try:
         p = subprocess.run([exe, path, os.path.abspath(image), extra_path], capture_output=True,
-                           text=True, timeout=60, cwd=tempfile.gettempdir())
+                           text=True, timeout=60, cwd=work)
     finally:
-        os.remove(path)
+        shutil.rmtree(work, ignore_errors=True)
     for line in p.stdout.splitlines():
         if line.startswith("RESULT "):
             return ast.literal_eval(line[7:])
@@ -271,6 +276,9 @@ def build(src, out, libs, quiet):
         say("host.romfs mounted on the unix port: %d entries in /rom, %d in /rom/lib; "
             "%d/%d imports ok, heap kept %d B (64-bit)"
             % (len(res["files"]), len(res["lib"]), len(res["ok"]), len(names), res["heap"]))
+        per = sorted(res["per"].items(), key=lambda kv: -kv[1])
+        say("  heap kept per import (incl. its own imports): " +
+            ", ".join("%s %d" % kv for kv in per))
         for name, why in sorted(res["fail"].items()):
             lib = name in ("umqtt.simple", "ssd1306")
             say("  %s import %s: %s" % ("ERROR" if lib else "warning", name, why))
