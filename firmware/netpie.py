@@ -1,0 +1,504 @@
+# NETPIE 2020 link: MQTT 3.1.1 over one plain socket, shadow telemetry, dashboard commands.
+# Own minimal framing (CONNECT, SUBSCRIBE, PUBLISH qos 0, PINGREQ) instead of umqtt.simple, so
+# every socket call is bounded: connect and reads use a 0.5 s timeout, the check for incoming
+# data is a non-blocking read, nothing ever waits for an answer inside one call (CONNACK, SUBACK,
+# the shadow get response and PINGRESP are picked up by later ticks). See docs/netpie.md.
+import json
+import socket
+import time
+import asyncio
+import state as S
+import meter
+import scheduler
+
+try:
+    from time import ticks_ms, ticks_diff, ticks_add
+except ImportError:  # CPython imports this module only to test apply()
+    def ticks_ms():
+        return int(time.monotonic() * 1000)
+
+    def ticks_diff(a, b):
+        return a - b
+
+    def ticks_add(a, b):
+        return a + b
+try:
+    from binascii import crc32 as _fp
+except ImportError:
+    _fp = hash
+
+_TO = 0.5       # socket timeout (s) for connect, the rest of a packet, writes
+_N = 24         # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
+_UNC = 15000    # ms a sent setting waits for its own echo before other shadow values win
+
+
+def _hm(t, z=None):
+    # '"HH:MM"' from a minute of day, or from UTC seconds when the tz offset (s) z is given;
+    # '""' for t < 0 (none)
+    if t < 0:
+        return '""'
+    if z is not None:
+        t = (t + z) // 60 % 1440
+    return '"%02d:%02d"' % (t // 60, t % 60)
+
+
+def apply(st, cfg, name, p):
+    """Apply one command (name, payload) to the State. Payload: str/bytes text as sent by
+    publishMsg, or a JSON value from the shadow. Returns None, or the error text it also put in
+    st.error; on error nothing else changes. Never raises."""
+    name = str(name)[:24]
+    e = "bad value"
+    try:
+        if not isinstance(p, str):
+            if isinstance(p, (bytes, bytearray)):
+                if len(p) > 128:
+                    raise OverflowError
+                p = p.decode()
+            else:
+                p = json.dumps(p)
+        if len(p) > 128:
+            raise OverflowError
+        v = p.strip().lower()
+        onoff = ("off", "on", "false", "true", "0", "1")
+        if name == "target":
+            e = "want HH:MM, 0-1439 or -1"
+            if v in ("", "-1", "off"):
+                x = -1
+            elif ":" in v:
+                h, m = v.split(":")
+                if not (0 < len(h) < 3 and len(m) == 2 and h.isdigit() and m.isdigit()):
+                    raise ValueError
+                h = int(h)
+                m = int(m)
+                if h > 23 or m > 59:
+                    raise ValueError
+                x = h * 60 + m
+            else:
+                if not (0 < len(v) < 5 and v.isdigit()):
+                    raise ValueError
+                x = int(v)
+                if x > 1439:
+                    raise ValueError
+            st.target_min = x
+        elif name == "emergency":
+            e = "want on or off"
+            st.emergency = onoff.index(v) % 2 == 1
+        elif name[:5] == "load/":
+            e = "want on or off"
+            i = 0
+            for ld in cfg["loads"]:
+                if ld["name"] == name[5:]:
+                    break
+                i += 1
+            else:
+                e = "no such load"
+                raise ValueError
+            st.loads[i] = onoff.index(v) % 2
+        elif name == "choice":
+            e = "want accept, shed or emergency"
+            st.choice = S.CHOICES.index(v)
+        elif name == "trip":
+            e = "want km 0-2000 or 0-100%"
+            if v[-1:] == "%":
+                if not (0 < len(v) < 5 and v[:-1].isdigit()):
+                    raise ValueError
+                x = int(v[:-1])
+                if x > 100:
+                    raise ValueError
+            else:
+                if v.startswith("+"):
+                    raise ValueError
+                km = float(v)
+                if not 0 <= km <= 2000:
+                    raise ValueError
+                t = cfg["trip"]
+                x = scheduler.trip_need_pct(int(-(-km // 1)), t["wh_per_km"], t["reserve_pct"],
+                                            cfg["battery"]["capacity_wh"])
+            st.trip_soc_pct = x
+        elif name == "dr":
+            e = 'want {"limit_w":0-200000,"minutes":0-1440}'
+            d = json.loads(p)
+            if type(d) is not dict or len(d) != 2:
+                raise ValueError
+            w = d["limit_w"]
+            m = d["minutes"]
+            if type(w) is not int or type(m) is not int or not (0 <= w <= 200000 and
+                                                                0 <= m <= 1440):
+                raise ValueError
+            if w and m:
+                if not st.now:
+                    e = "clock not set"
+                    raise ValueError
+                st.dr_until = st.now + m * 60
+            else:
+                w = st.dr_until = 0
+            st.dr_limit_w = w
+        elif name == "reset_ev_soc":
+            e = "want 0-100"
+            if not (0 < len(v) < 4 and v.isdigit()) or int(v) > 100:
+                raise ValueError
+            st.start_soc_pct = int(v)
+        else:
+            e = "unknown command"
+            raise ValueError
+        e = None
+    except OverflowError:
+        e = "too long"
+    except Exception:
+        pass
+    st.error = "" if e is None else name + ": " + e
+    st.dirty = True
+    return e and st.error
+
+
+class Cloud:
+    def __init__(self, cfg, state, board):
+        self.c = cfg
+        self.st = state
+        self.b = board
+        self.s = None           # socket, None = not connected
+        self.a = None           # broker address, resolved once
+        self.ph = 0             # 0 idle, 1 CONNECT sent, 2 SUBSCRIBE sent, 3 get sent, 4 ready
+        self.bo = 2000          # next back-off (ms)
+        self.tr = ticks_ms()    # ticks of the next connect attempt
+        self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx, ping, sent setting
+        self.ka = cfg["netpie"].get("keepalive", 30)      # MQTT keepalive (s)
+        self.h = [None] * _N    # fingerprint of each field as last sent (or held by the shadow)
+        self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
+        self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
+        self.tw = -10           # telemetry: time of the last write (s) ...
+        self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
+
+    async def run(self):
+        while True:
+            try:
+                self._step()
+            except Exception as e:
+                if not isinstance(e, OSError):
+                    self.st.error = "cloud: " + repr(e)[:40]
+                self._drop(0)
+            await asyncio.sleep_ms(100)
+
+    def _drop(self, ms):
+        # close the connection; next attempt after ms, or after the growing back-off (2-60 s)
+        if self.s:
+            try:
+                self.s.close()
+            except Exception:
+                pass
+        self.s = None
+        self.ph = 0
+        self.st.faults |= S.F_CLOUD
+        if not ms:
+            ms = self.bo
+            self.bo = min(ms * 2, 60000)
+        self.tr = ticks_add(ticks_ms(), ms)
+
+    def _pkt(self, b0, *parts):
+        # MQTT packet: str parts are length-prefixed strings, bytes go raw, an int n counts n
+        # payload bytes the caller writes next
+        n = 0
+        for x in parts:
+            n += x if isinstance(x, int) else len(x) + 2 * isinstance(x, str)
+        h = bytearray((b0,))
+        while True:
+            h.append(n & 127 | (128 if n > 127 else 0))
+            n >>= 7
+            if not n:
+                break
+        w = self.s.write
+        w(h)
+        for x in parts:
+            if isinstance(x, str):
+                w(bytes((len(x) >> 8, len(x) & 255)))
+                w(x)
+            elif not isinstance(x, int):
+                w(x)
+
+    def _rd(self, n):
+        d = self.s.read(n)
+        if not d or len(d) != n:
+            raise OSError(0)    # timeout or closed
+        return d
+
+    def _step(self):
+        st = self.st
+        now = ticks_ms()
+        if not self.b.wifi_ok():
+            if self.s or not st.faults & S.F_CLOUD:
+                self._drop(1)
+            self.bo = 2000
+            return
+        s = self.s
+        if not s:
+            if ticks_diff(now, self.tr) >= 0:
+                n = self.c["netpie"]
+                if not n["client_id"]:
+                    return self._drop(60000)
+                self.tc = self.rx = self.tp = now
+                if self.a is None:
+                    self.a = socket.getaddrinfo(n["host"], n["port"])[0][-1]
+                s = self.s = socket.socket()
+                s.settimeout(_TO)
+                s.connect(self.a)
+                ka = self.ka
+                self._pkt(0x10, b"\0\4MQTT\4\xc2" + bytes((ka >> 8, ka & 255)),
+                          n["client_id"], n["token"], n["secret"])
+                self.ph = 1
+            return
+        for _ in range(6):      # at most 6 packets per tick
+            s.settimeout(0)
+            b = s.read(1)
+            s.settimeout(_TO)   # lwIP forgets the timeout after a non-blocking read
+            if b is None:
+                break
+            if not b:
+                raise OSError(0)   # broker closed
+            n = sh = 0
+            while True:
+                x = self._rd(1)[0]
+                n |= (x & 127) << sh
+                sh += 7
+                if x < 128:
+                    break
+            if n > 2048:        # too big for the heap: skip it
+                while n:
+                    n -= len(self._rd(min(n, 256)))
+                continue
+            d = self._rd(n) if n else b""
+            self.rx = ticks_ms()
+            t = b[0] >> 4
+            if t == 3:
+                try:
+                    self._msg(d, b[0])
+                except Exception as e:  # a malformed message must not cost the connection
+                    st.error = "cloud: bad message " + repr(e)[:30]
+                    st.dirty = True
+            elif t == 2:        # CONNACK
+                if d[1]:
+                    st.faults |= S.F_AUTH
+                    st.error = "cloud: broker refused the credentials (%d)" % d[1]
+                    st.dirty = True
+                    return self._drop(300000)
+                st.faults &= ~(S.F_CLOUD | S.F_AUTH)
+                if st.error[:6] == "cloud:":
+                    st.error = ""
+                self.ph = 2
+                self.tc = now
+                a = "@msg/" + self.c["netpie"]["alias"] + "/#"
+                self._pkt(0x82, b"\0\1", a, b"\0", "@shadow/data/updated", b"\0", "@private/#",
+                          b"\0")
+                # fields the shadow may not hold: send again; settings not echoed stay marked
+                for i in range(_N):
+                    if i > 2 or self.uc >> i & 1:
+                        self.h[i] = None
+            elif t == 9 and self.ph == 2:   # SUBACK: now ask for the stored shadow
+                self.ph = 3
+                self.tc = now
+                self._pkt(0x30, "@shadow/data/get", b"{}")
+        dt = ticks_diff(now, self.tc)
+        ph = self.ph
+        if ph < 4 and dt > 5000:
+            if ph < 3:
+                raise OSError(0)    # no CONNACK / SUBACK
+            self.ph = ph = 4        # no get response: go on without it
+        if ticks_diff(now, self.rx) > self.ka * 1000 + 5000:
+            raise OSError(0)        # silent link: outage
+        if ticks_diff(now, self.tp) > self.ka * 500:
+            self.tp = now
+            s.write(b"\xc0\0")
+        if ph < 4:
+            return
+        self.bo = 2000
+        t = st.now or now // 1000
+        if t < self.tw:             # clock stepped back
+            self.tw = t - 10
+            self.tt = t
+        e = t - self.tw
+        if (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
+            st.dirty = False
+            n = self._tele(0)
+            if n > 10:
+                self._pkt(0x30, "@shadow/data/update", n)
+                self._tele(1)
+                self.tw = t
+                self.tt = max(self.tt, t) + 10
+            else:
+                self.tw = max(self.tw, t - 9)
+
+    def _tele(self, go):
+        # stream the changed fields as {"data":{...}}; go=0 only counts the bytes
+        n = 0
+        for i in range(_N + 4):
+            f = self._val(i)
+            if f is None:
+                continue
+            x = _fp(f)
+            if i < _N and x == self.h[i]:
+                continue
+            if go:
+                self.s.write(b"," if n else b'{"data":{')
+                self.s.write(f)
+                if i < _N:
+                    self.h[i] = x
+                if i < 3:
+                    self.uc |= 1 << i
+                    self.tu = ticks_ms()
+            n += len(f) + 1
+        if go:
+            self.s.write(b"}}")
+            self.clr = 0
+        return n + 10
+
+    def _val(self, i):
+        # telemetry field i as b'"name":json', None = leave out
+        st = self.st
+        c = self.c
+        if i == 0:
+            k, v = "target", _hm(st.target_min)
+        elif i == 1:
+            k, v = "emergency", ("false", "true")[st.emergency]
+        elif i == 2:
+            k, v = "choice", '"%s"' % S.CHOICES[st.choice]
+        elif i == 3:
+            k, v = "power_w", st.power_w
+        elif i == 4:
+            k, v = "house_w", st.power_w - st.ev_power_w
+        elif i == 5:
+            k, v = "ev_w", st.ev_power_w
+        elif i == 6:
+            k, v = "limit_w", st.limit_w
+        elif i == 7:
+            k, v = "peak", ("false", "true")[st.peak]
+        elif i < 10:
+            q = st.counters
+            if q is None:
+                return None
+            m = meter
+            j = i == 9
+            k = ("energy_today_wh", "energy_month_wh")[j]
+            j *= 3
+            v = '{"offpeak":%d,"peak":%d,"emergency":%d,"ev":%d}' % (
+                q[m.C_DAY_OFF + j], q[m.C_DAY_PEAK + j], q[m.C_DAY_EM + j],
+                q[m.C_MON_EV if j else m.C_DAY_EV])
+        elif i < 12:
+            if st.counters is None:
+                return None
+            k = ("bill_today", "bill_month")[i - 10]
+            v = "%.2f" % meter.bill(st.counters, c, i == 11)
+        elif i == 12:
+            k, v = "ev_state", '"%s"' % "?ABCDE"[st.ev_state if 0 < st.ev_state < 6 else 0]
+        elif i == 13:
+            k, v = "ev_soc_pct", st.ev_soc_pct
+        elif i == 14:
+            k, v = "ev_current_a", st.ev_current_a
+        elif i == 15:
+            k = "plan"
+            p = st.plan
+            if p is None:
+                v = "null"
+            else:
+                z = c["tz_offset_min"] * 60
+                q = scheduler
+                r = p[q.P_TRIP]
+                b = ("false", "true")
+                v = ('{"feasible":%s,"full_at":%s,"charge_minutes":%d,"reachable_soc_pct":%d,'
+                     '"shed":{"soc_pct":%d,"full_at":%s},"emergency":{"soc_pct":%d,"full_at":%s,'
+                     '"extra_cost":%.2f},"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}') % (
+                    b[bool(p[q.P_OK])], _hm(p[q.P_FULL], z), p[q.P_MIN], p[q.P_SOC],
+                    p[q.P_SHED_SOC], _hm(p[q.P_SHED_FULL], z), p[q.P_EM_SOC],
+                    _hm(p[q.P_EM_FULL], z), p[q.P_EM_COST], b[r & 1], b[r >> 1 & 1],
+                    b[r >> 2 & 1])
+        elif i < 19:
+            # 16 advice (names), 17 advice_w, 18 loads (name -> on/off)
+            k = ("advice", "advice_w", "loads")[i - 16]
+            v = 0 if i == 17 else ""
+            j = 0
+            for ld in c["loads"]:
+                if i == 18:
+                    v += ',"%s":"%s"' % (ld["name"], ("off", "on")[st.loads[j] != 0])
+                elif st.advice >> j & 1:
+                    if i == 16:
+                        v += ',"%s"' % ld["name"]
+                    else:
+                        v += ld["rated_w"]
+                j += 1
+            if i != 17:
+                v = ("{%s}" if i == 18 else "[%s]") % v[1:]
+        elif i == 19:
+            k = "faults"
+            v = ""
+            j = 0
+            for f in S.FAULT_NAMES:
+                if st.faults >> j & 1:
+                    v += ',"%s"' % f
+                j += 1
+            v = "[%s]" % v[1:]
+        elif i == 20:
+            k, v = "error", json.dumps(st.error)
+        elif i == 21:
+            k, v = "trip_soc_pct", st.trip_soc_pct
+        elif i == 22:
+            k, v = "dr_w", st.dr_limit_w
+        elif i == 23:
+            k, v = "dr_until", _hm(st.dr_until if st.dr_limit_w else -1, c["tz_offset_min"] * 60)
+        else:
+            j = i - _N
+            if not self.clr >> j & 1:
+                return None
+            k, v = ("load", "trip", "dr", "reset_ev_soc")[j], "null"
+        return ('"%s":%s' % (k, v)).encode()
+
+    def _msg(self, d, b0):
+        # one PUBLISH body: a command on @msg/<alias>/<name>, or shadow data
+        st = self.st
+        n = d[0] << 8 | d[1]
+        t = d[2:2 + n]
+        d = d[2 + n + (2 if b0 & 6 else 0):]
+        a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
+        if t[:len(a)] == a:
+            apply(st, self.c, t[len(a):].decode(), d)
+            return
+        g = t == b"@private/shadow/data/get/response"
+        if not (g or t == b"@shadow/data/updated"):
+            return
+        if g and self.ph == 3:
+            self.ph = 4
+        if len(d) > 2048 or b'"data"' not in d:
+            return
+        d = json.loads(d).get("data")
+        if type(d) is not dict:
+            return
+        for k in d:
+            v = d[k]
+            if v is None:
+                continue
+            if k == "load":
+                self.clr |= 1
+                if type(v) is not dict:
+                    st.error = 'load: want {"<name>":"on"|"off"}'
+                    st.dirty = True
+                    continue
+                for x in v:
+                    if v[x] is not None:
+                        apply(st, self.c, "load/" + x, v[x])
+            elif k in ("trip", "dr", "reset_ev_soc"):
+                self.clr |= 1 << ("load", "trip", "dr", "reset_ev_soc").index(k)
+                apply(st, self.c, k, v)
+            elif k in ("target", "emergency", "choice"):
+                # own-echo rule (docs/netpie.md): a value equal to what this device sent last
+                # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
+                # always in a get response after a reconnect) other values are stale echoes
+                i = ("target", "emergency", "choice").index(k)
+                old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
+                if apply(st, self.c, k, v):
+                    self.h[i] = None    # rewrite the bad shadow value with ours
+                    continue
+                x = _fp(self._val(i))
+                if x == self.h[i]:
+                    self.uc &= ~(1 << i)
+                elif not (self.uc >> i & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
+                    self.h[i] = x       # someone else's value; the shadow holds it already
+                    self.uc &= ~(1 << i)
+                    continue
+                st.target_min, st.emergency, st.choice, st.error, st.dirty = old

@@ -1,0 +1,700 @@
+"""Local NETPIE 2020 stand-in for host tests and the simulator (CPython).
+
+A real MQTT broker (mosquitto when installed, else amqtt) runs on a private loopback port. In
+front of it a small MQTT proxy listens on the public port and adds what NETPIE does and plain
+MQTT cannot: it authenticates client id / token / secret from a JSON credentials file, knows
+which device sent each packet, and maps NETPIE's per-device topic names onto private broker
+topics:
+
+    device topic            broker topic
+    @msg/<t>                g/<group>/@msg/<t>      (only devices of one group see each other)
+    @shadow/..., @private/..., @push   d/<client_id>/...   (one device's own traffic)
+    anything else           x/<client_id>/...
+
+A shadow service (paho client on the broker, privileged user) keeps one shadow per device
+(JSON file in the state dir), applies NETPIE's merge rules, answers gets and batch writes,
+publishes @shadow/data/updated to the device after each change and counts the shadow
+operations per device (stats.json in the state dir).
+
+Dashboard credentials (the "dashboards" list) get NETPIE's dashboard actions as topics:
+    publish  writeShadow/<alias>            payload: JSON object merged into the shadow
+    publish  publishMsg/<alias>/<topic>     payload: text, device receives @msg/<topic>
+    subscribe shadow/<alias>                retained full shadow {"deviceid","data","rev","modified"}
+    subscribe status/<alias>                retained "1" online / "0" offline
+See docs/netpie.md. CLI:
+    python tools/netpie_standin.py --port 18830 --devices FILE --state-dir DIR
+"""
+import argparse
+import asyncio
+import json
+import math
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+import paho.mqtt.client as mqtt
+
+SVC_USER = "standin-service"
+BATCH_MAX = 100
+
+
+def now_ms():
+    """Milliseconds on the shared simulated clock (docs/architecture.md), else wall clock."""
+    ep = os.environ.get("SIM_EPOCH")
+    if ep:
+        t = float(ep) + (time.time() - float(os.environ.get("SIM_ANCHOR", time.time()))) * float(
+            os.environ.get("SIM_SPEED", 1))
+    else:
+        t = time.time()
+    return int(t * 1000)
+
+
+def merge(dst, src):
+    """NETPIE shadow merge: nested objects merge, arrays and scalars replace, null deletes."""
+    for k, v in src.items():
+        if v is None:
+            dst.pop(k, None)
+        elif isinstance(v, dict):
+            cur = dst.get(k)
+            dst[k] = merge(cur if isinstance(cur, dict) else {}, v)
+        else:
+            dst[k] = v
+    return dst
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    p = s.getsockname()[1]
+    s.close()
+    return p
+
+
+def _varint(n):
+    out = bytearray()
+    while True:
+        d = n & 127
+        n >>= 7
+        out.append(d | (128 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def _pkt(b0, body):
+    return bytes((b0,)) + _varint(len(body)) + body
+
+
+def _mstr(s):
+    b = s.encode() if isinstance(s, str) else s
+    return len(b).to_bytes(2, "big") + b
+
+
+def _rstr(b, i):
+    n = b[i] << 8 | b[i + 1]
+    return b[i + 2:i + 2 + n], i + 2 + n
+
+
+async def _read_pkt(r):
+    b0 = (await r.readexactly(1))[0]
+    n = sh = 0
+    while True:
+        x = (await r.readexactly(1))[0]
+        n |= (x & 127) << sh
+        sh += 7
+        if x < 128:
+            break
+        if sh > 21:
+            raise ValueError("bad remaining length")
+    return b0, (await r.readexactly(n) if n else b"")
+
+
+def load_devices(path_or_dict):
+    d = path_or_dict
+    if not isinstance(d, dict):
+        with open(d) as f:
+            d = json.load(f)
+    devs = d.get("devices", [])
+    dash = d.get("dashboards", [])
+    for e in devs:
+        e.setdefault("group", "default")
+        e.setdefault("alias", e["client_id"])
+    return devs, dash
+
+
+class Standin:
+    def __init__(self, port, devices, state_dir, updated="delta", backend="auto",
+                 host="127.0.0.1", log=None):
+        self.port = port
+        self.host = host
+        self.state_dir = state_dir
+        os.makedirs(state_dir, exist_ok=True)
+        self.devs, self.dashs = load_devices(devices)
+        self.by_cid = {e["client_id"]: e for e in self.devs}
+        self.by_alias = {e["alias"]: e for e in self.devs}
+        self.updated_mode = updated
+        self.backend = backend
+        self.log = log
+        self.lock = threading.Lock()
+        self.shadows = {}
+        self.stats_d = {}
+        self.stats_dirty = True
+        self.online = {}
+        for e in self.devs:
+            self.shadows[e["client_id"]] = self._load_shadow(e["client_id"])
+            self._st(e["client_id"])
+        self.tmp = None
+        self.broker = None
+        self.loop = None
+        self.thread = None
+        self.svc = None
+        self.conns = set()
+
+    # ---- bookkeeping ----
+    def _st(self, cid):
+        return self.stats_d.setdefault(cid, {
+            "shadow_ops": 0, "shadow_write_ops": 0, "shadow_read_ops": 0, "shadow_writes": 0,
+            "shadow_reads": 0, "batches": 0, "batch_records": 0, "msgs_in": 0, "msgs_out": 0,
+            "connects": 0, "auth_fail": 0, "subscribes": 0, "bytes_in": 0})
+
+    def _count(self, cid, **kw):
+        with self.lock:
+            s = self._st(cid)
+            for k, v in kw.items():
+                s[k] += v
+            self.stats_dirty = True
+
+    def stats(self):
+        with self.lock:
+            return json.loads(json.dumps(self.stats_d))
+
+    def _write_stats(self):
+        with self.lock:
+            if not self.stats_dirty:
+                return
+            self.stats_dirty = False
+            txt = json.dumps(self.stats_d, indent=1, sort_keys=True)
+        p = os.path.join(self.state_dir, "stats.json")
+        with open(p + ".tmp", "w") as f:
+            f.write(txt)
+        os.replace(p + ".tmp", p)
+
+    def _shadow_path(self, cid):
+        return os.path.join(self.state_dir, "shadow-%s.json" % cid)
+
+    def _load_shadow(self, cid):
+        try:
+            with open(self._shadow_path(cid)) as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {"data": {}, "rev": 0, "modified": 0, "ts": 0}
+
+    def _save_shadow(self, cid):
+        p = self._shadow_path(cid)
+        with open(p + ".tmp", "w") as f:
+            json.dump(self.shadows[cid], f)
+        os.replace(p + ".tmp", p)
+
+    def shadow(self, cid_or_alias):
+        e = self.by_cid.get(cid_or_alias) or self.by_alias[cid_or_alias]
+        with self.lock:
+            return json.loads(json.dumps(self.shadows[e["client_id"]]["data"]))
+
+    # ---- broker ----
+    def _start_broker(self):
+        self.tmp = tempfile.mkdtemp(prefix="netpie-standin-")
+        self.bport = free_port()
+        kind = self.backend
+        if kind == "auto":
+            kind = "mosquitto" if shutil.which("mosquitto") and shutil.which(
+                "mosquitto_passwd") else "amqtt"
+        self.kind = kind
+        self.svc_pass = os.urandom(8).hex()
+        if kind == "mosquitto":
+            pw = os.path.join(self.tmp, "passwd")
+            users = [(SVC_USER, self.svc_pass)] + [(e["token"], e["secret"]) for e in
+                                                   self.devs + self.dashs]
+            open(pw, "w").close()
+            for u, p in users:
+                subprocess.run(["mosquitto_passwd", "-b", pw, u, p], check=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            os.chmod(pw, 0o600)
+            acl = ["user %s" % SVC_USER, "topic readwrite #", ""]
+            for e in self.devs:
+                acl += ["user %s" % e["token"], "topic readwrite d/%s/#" % e["client_id"],
+                        "topic readwrite x/%s/#" % e["client_id"],
+                        "topic readwrite g/%s/@msg/#" % e["group"], ""]
+            for e in self.dashs:
+                acl += ["user %s" % e["token"], "topic readwrite dash/#", ""]
+            ap = os.path.join(self.tmp, "acl")
+            with open(ap, "w") as f:
+                f.write("\n".join(acl) + "\n")
+            os.chmod(ap, 0o600)
+            conf = os.path.join(self.tmp, "mosquitto.conf")
+            lines = ["listener %d 127.0.0.1" % self.bport, "allow_anonymous false",
+                     "password_file " + pw, "acl_file " + ap, "persistence false",
+                     "log_dest file " + os.path.join(self.tmp, "mosquitto.log")]
+            if os.geteuid() == 0:
+                lines.append("user root")
+            with open(conf, "w") as f:
+                f.write("\n".join(lines) + "\n")
+            cmd = ["mosquitto", "-c", conf]
+        else:
+            conf = os.path.join(self.tmp, "amqtt.yaml")
+            with open(conf, "w") as f:
+                f.write("listeners:\n  default:\n    type: tcp\n    bind: 127.0.0.1:%d\n"
+                        "plugins:\n  amqtt.plugins.authentication.AnonymousAuthPlugin:\n"
+                        "    allow_anonymous: true\n" % self.bport)
+            exe = os.path.join(os.path.dirname(sys.executable), "amqtt")
+            cmd = [exe if os.path.exists(exe) else "amqtt", "-c", conf]
+        self.broker = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                       start_new_session=True)
+        t0 = time.time()
+        while time.time() - t0 < 10:
+            if self.broker.poll() is not None:
+                raise RuntimeError("%s exited with %s" % (kind, self.broker.returncode))
+            try:
+                socket.create_connection(("127.0.0.1", self.bport), 0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise RuntimeError("%s did not listen" % kind)
+
+    # ---- shadow service ----
+    def _start_service(self):
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="standin-service-%d" %
+                        os.getpid())
+        c.username_pw_set(SVC_USER, self.svc_pass)
+        ready = threading.Event()
+
+        def on_connect(cl, ud, fl, rc, pr=None):
+            cl.subscribe([("d/+/@shadow/data/update", 0), ("d/+/@shadow/data/get", 0),
+                          ("d/+/@shadow/batch/update", 0), ("dash/writeShadow/+", 0),
+                          ("dash/publishMsg/#", 0)])
+            for e in self.devs:
+                self._publish_dash(e["client_id"])
+                cl.publish("dash/status/%s" % e["alias"], "0", retain=True)
+
+        def on_subscribe(cl, ud, mid, rcs, pr=None):
+            ready.set()
+
+        c.on_connect = on_connect
+        c.on_subscribe = on_subscribe
+        c.on_message = self._on_message
+        self.svc = c
+        c.connect("127.0.0.1", self.bport, 30)
+        c.loop_start()
+        if not ready.wait(10):
+            raise RuntimeError("shadow service did not subscribe")
+
+    def _publish_dash(self, cid):
+        e = self.by_cid[cid]
+        with self.lock:
+            sh = self.shadows[cid]
+            txt = json.dumps({"deviceid": cid, "data": sh["data"], "rev": sh["rev"],
+                              "modified": sh["modified"]})
+        self.svc.publish("dash/shadow/%s" % e["alias"], txt, retain=True)
+
+    def _write(self, cid, data, merged=True, ts=None, notify=True):
+        with self.lock:
+            sh = self.shadows[cid]
+            if ts is not None and ts < sh.get("ts", 0):
+                return False      # older than the shadow: feed only, shadow unchanged
+            if ts is not None:
+                sh["ts"] = ts
+            if merged:
+                merge(sh["data"], data)
+            else:
+                sh["data"] = merge({}, data)
+            sh["rev"] += 1
+            sh["modified"] = now_ms()
+            self._save_shadow(cid)
+            out = {"deviceid": cid, "data": data if self.updated_mode == "delta" else sh["data"],
+                   "rev": sh["rev"], "modified": sh["modified"]}
+            txt = json.dumps(out)
+        if notify:
+            self.svc.publish("d/%s/@shadow/data/updated" % cid, txt)
+        self._publish_dash(cid)
+        return True
+
+    def _on_message(self, cl, ud, m):
+        try:
+            self._handle(m.topic, m.payload)
+        except Exception as ex:  # keep the service alive on any input
+            if self.log:
+                self.log("service error on %s: %r" % (m.topic, ex))
+
+    def _handle(self, topic, payload):
+        parts = topic.split("/", 2)
+        if parts[0] == "d":
+            cid, rest = parts[1], parts[2]
+            if cid not in self.by_cid:
+                return
+            ops = max(1, math.ceil(len(payload) / 1024))
+            if rest == "@shadow/data/update":
+                self._count(cid, shadow_ops=ops, shadow_write_ops=ops, shadow_writes=1)
+                try:
+                    msg = json.loads(payload)
+                except ValueError:
+                    return
+                if not isinstance(msg, dict) or not isinstance(msg.get("data"), dict):
+                    return
+                ts = msg.get("timestamp")
+                self._write(cid, msg["data"], msg.get("merged", True) is not False,
+                            ts if isinstance(ts, int) else None)
+            elif rest == "@shadow/data/get":
+                with self.lock:
+                    sh = self.shadows[cid]
+                    txt = json.dumps({"deviceid": cid, "data": sh["data"], "rev": sh["rev"],
+                                      "modified": sh["modified"]})
+                ops = max(1, math.ceil(len(txt) / 1024))
+                self._count(cid, shadow_ops=ops, shadow_read_ops=ops, shadow_reads=1)
+                self.svc.publish("d/%s/@private/shadow/data/get/response" % cid, txt)
+            elif rest == "@shadow/batch/update":
+                self._batch(cid, payload)
+        elif topic.startswith("dash/writeShadow/"):
+            e = self.by_alias.get(topic[len("dash/writeShadow/"):])
+            if not e:
+                return
+            data = json.loads(payload)
+            if isinstance(data, dict):
+                ops = max(1, math.ceil(len(payload) / 1024))
+                self._count(e["client_id"], shadow_ops=ops, shadow_write_ops=ops,
+                            shadow_writes=1)
+                self._write(e["client_id"], data)
+        elif topic.startswith("dash/publishMsg/"):
+            alias, _, t = topic[len("dash/publishMsg/"):].partition("/")
+            e = self.by_alias.get(alias)
+            if e and t:
+                self.svc.publish("g/%s/@msg/%s" % (e["group"], t), payload)
+
+    def _batch(self, cid, payload):
+        self._count(cid, shadow_ops=1, shadow_write_ops=1, batches=1)
+        try:
+            msg = json.loads(payload)
+        except ValueError:
+            return
+        if not isinstance(msg, dict) or not isinstance(msg.get("batch"), list):
+            return
+        ack = msg.get("ackid")
+        recs = msg["batch"]
+        resp = None
+        if len(recs) > BATCH_MAX:
+            resp = {"ackid": ack, "errcode": 429, "message": "batch size exceeds 100",
+                    "inputsize": len(recs)}
+        else:
+            now = now_ms()
+            good = []
+            for r in recs:
+                if not isinstance(r, dict) or not isinstance(r.get("data"), dict):
+                    continue
+                ts = r.get("ts", r.get("timestamp", 0))
+                if not isinstance(ts, (int, float)):
+                    ts = 0
+                good.append((int(now + ts if ts < 8388608000 else ts), r["data"]))
+            good.sort(key=lambda x: x[0])
+            self._count(cid, batch_records=len(good))
+            merged = msg.get("merged", True) is not False
+            for i, (ts, data) in enumerate(good):
+                # the updated notice (trigger) fires only for the newest record
+                self._write(cid, data, merged or i > 0, ts, notify=i == len(good) - 1)
+            if good:
+                resp = {"ackid": ack, "total": len(good), "mints": good[0][0],
+                        "maxts": good[-1][0]}
+            else:
+                resp = {"ackid": ack, "total": 0}
+        if ack is not None and resp:
+            self.svc.publish("d/%s/@private/shadow/batch/update/response" % cid,
+                             json.dumps(resp))
+
+    # ---- proxy ----
+    def _auth(self, cid, user, pw):
+        for e in self.devs:
+            if e["client_id"] == cid:
+                kind = "device"
+                break
+        else:
+            for e in self.dashs:
+                if e["client_id"] == cid:
+                    kind = "dashboard"
+                    break
+            else:
+                return None, None
+        if user is None or user.decode("utf-8", "replace") != e["token"]:
+            return None, None
+        if pw and pw.decode("utf-8", "replace") != e["secret"]:
+            return None, None
+        return kind, e
+
+    def _map(self, kind, e, t):
+        """device/dashboard topic -> broker topic (None = not allowed)."""
+        if kind == "device":
+            if t.startswith("@msg/"):
+                return "g/%s/%s" % (e["group"], t)
+            if t.startswith("@"):
+                return "d/%s/%s" % (e["client_id"], t)
+            return "x/%s/%s" % (e["client_id"], t)
+        verb, _, rest = t.partition("/")
+        alias = rest.split("/", 1)[0]
+        if verb not in ("writeShadow", "publishMsg", "shadow", "status"):
+            return None
+        if alias not in e.get("devices", []) and alias not in ("+", "#"):
+            return None
+        return "dash/" + t
+
+    def _unmap(self, kind, e, t):
+        if kind == "device":
+            for p in ("g/%s/" % e["group"], "d/%s/" % e["client_id"], "x/%s/" % e["client_id"]):
+                if t.startswith(p):
+                    return t[len(p):]
+            return t
+        return t[5:] if t.startswith("dash/") else t
+
+    async def _client(self, r, w):
+        self.conns.add(w)
+        bw = None
+        try:
+            b0, body = await asyncio.wait_for(_read_pkt(r), 10)
+            if b0 >> 4 != 1:
+                return
+            name, i = _rstr(body, 0)
+            level, flags = body[i], body[i + 1]
+            i += 4
+            cid, i = _rstr(body, i)
+            will = None
+            if flags & 4:
+                wt, i = _rstr(body, i)
+                wm, i = _rstr(body, i)
+                will = (wt, wm)
+            user = pw = None
+            if flags & 0x80:
+                user, i = _rstr(body, i)
+            if flags & 0x40:
+                pw, i = _rstr(body, i)
+            cid_s = cid.decode("utf-8", "replace")
+            kind, e = self._auth(cid_s, user, pw)
+            if not kind:
+                if cid_s in self.by_cid:
+                    self._count(cid_s, auth_fail=1)
+                w.write(b"\x20\x02\x00\x05")   # CONNACK: not authorized
+                await w.drain()
+                return
+            if kind == "device":
+                self._count(cid_s, connects=1)
+            # forward CONNECT (will topic mapped) to the broker
+            nb = bytearray()
+            nb += _mstr(name) + bytes((level, flags)) + body[len(name) + 4:len(name) + 6]
+            nb += _mstr(cid)
+            if will:
+                nb += _mstr(self._map(kind, e, will[0].decode()) or "x/void") + _mstr(will[1])
+            if user is not None:
+                nb += _mstr(user)
+            if pw is not None:
+                nb += _mstr(pw)
+            br, bw = await asyncio.open_connection("127.0.0.1", self.bport)
+            self.conns.add(bw)
+            bw.write(_pkt(b0, bytes(nb)))
+            await bw.drain()
+            if kind == "device":
+                self.online[cid_s] = self.online.get(cid_s, 0) + 1
+                self.svc.publish("dash/status/%s" % e["alias"], "1", retain=True)
+            up = asyncio.ensure_future(self._pump(r, bw, kind, e, True))
+            down = asyncio.ensure_future(self._pump(br, w, kind, e, False))
+            try:
+                await asyncio.wait([up, down], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                up.cancel()
+                down.cancel()
+                await asyncio.gather(up, down, return_exceptions=True)
+            if kind == "device":
+                self.online[cid_s] -= 1
+                if not self.online[cid_s]:
+                    self.svc.publish("dash/status/%s" % e["alias"], "0", retain=True)
+        except (asyncio.IncompleteReadError, asyncio.TimeoutError, OSError, ValueError,
+                IndexError):
+            pass
+        finally:
+            self.conns.discard(w)
+            self.conns.discard(bw)
+            for x in (w, bw):
+                if x:
+                    try:
+                        x.close()
+                    except Exception:
+                        pass
+
+    async def _pump(self, r, w, kind, e, up):
+        cid = e["client_id"]
+        while True:
+            b0, body = await _read_pkt(r)
+            t = b0 >> 4
+            if t == 3:      # PUBLISH: map the topic
+                tb, i = _rstr(body, 0)
+                topic = tb.decode("utf-8", "replace")
+                nt = self._map(kind, e, topic) if up else self._unmap(kind, e, topic)
+                if nt is None:
+                    continue
+                body = _mstr(nt) + body[i:]
+                if kind == "device":
+                    blocks = max(1, math.ceil((len(body) - i) / 4096))
+                    if up:
+                        self._count(cid, msgs_in=blocks, bytes_in=len(body))
+                    else:
+                        self._count(cid, msgs_out=blocks)
+            elif up and t in (8, 10):   # SUBSCRIBE / UNSUBSCRIBE: map the filters
+                out = bytearray(body[:2])
+                i = 2
+                n = 0
+                while i < len(body):
+                    f, i = _rstr(body, i)
+                    nf = self._map(kind, e, f.decode("utf-8", "replace")) or "x/void/%s" % cid
+                    out += _mstr(nf)
+                    if t == 8:
+                        out.append(body[i])
+                        i += 1
+                    n += 1
+                if kind == "device" and t == 8:
+                    self._count(cid, subscribes=1)
+                body = bytes(out)
+            w.write(_pkt(b0, body))
+            await w.drain()
+
+    async def _serve(self, started):
+        self.server = await asyncio.start_server(self._client, self.host, self.port,
+                                                 reuse_address=True)
+        started.set()
+
+    def _stats_loop(self):
+        while not self._stop.wait(1.0):
+            try:
+                self._write_stats()
+            except OSError:
+                pass
+
+    # ---- life cycle ----
+    def start(self):
+        self._start_broker()
+        try:
+            self._start_service()
+            self.loop = asyncio.new_event_loop()
+            started = threading.Event()
+            self.thread = threading.Thread(target=self._run_loop, args=(started,), daemon=True)
+            self.thread.start()
+            if not started.wait(10):
+                raise RuntimeError("proxy did not start")
+            if self._err:
+                raise self._err
+        except BaseException:
+            self.stop()
+            raise
+        self._stop = threading.Event()
+        self._stats_t = threading.Thread(target=self._stats_loop, daemon=True)
+        self._stats_t.start()
+        return self
+
+    _err = None
+
+    def _run_loop(self, started):
+        asyncio.set_event_loop(self.loop)
+        ev = asyncio.Event()
+
+        async def main():
+            try:
+                await self._serve(started)
+            except Exception as ex:
+                self._err = ex
+                started.set()
+                return
+            await ev.wait()
+
+        self._ev = ev
+        self._main = self.loop.create_task(main())
+        self.loop.run_until_complete(self._main)
+        self.loop.close()
+
+    def stop(self):
+        if getattr(self, "_stop", None):
+            self._stop.set()
+        if self.loop and self.thread and self.thread.is_alive():
+            async def close():
+                self.server.close()
+                for w in list(self.conns):
+                    w.close()
+                me = asyncio.current_task()
+                tasks = [t for t in asyncio.all_tasks() if t is not me and t is not self._main]
+                if tasks:   # connections end by themselves once their sockets are closed
+                    await asyncio.wait(tasks, timeout=2)
+                self._ev.set()
+            try:
+                asyncio.run_coroutine_threadsafe(close(), self.loop).result(5)
+            except Exception:
+                pass
+            self.thread.join(5)
+        if self.svc:
+            try:
+                self.svc.loop_stop()
+                self.svc.disconnect()
+            except Exception:
+                pass
+            self.svc = None
+        if self.broker and self.broker.poll() is None:
+            self.broker.terminate()
+            try:
+                self.broker.wait(5)
+            except subprocess.TimeoutExpired:
+                self.broker.kill()
+                self.broker.wait()
+        self.broker = None
+        try:
+            self.stats_dirty = True
+            self._write_stats()
+        except OSError:
+            pass
+        if self.tmp:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+            self.tmp = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *a):
+        self.stop()
+
+
+def start_standin(port, devices, state_dir, updated="delta", backend="auto", log=None):
+    """Start a stand-in on 127.0.0.1:port; devices = credentials file path or dict. Returns the
+    running Standin (call .stop(); also a context manager)."""
+    return Standin(port, devices, state_dir, updated, backend, log=log).start()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=18830)
+    ap.add_argument("--devices", required=True, help="credentials JSON (see "
+                    "tools/netpie_devices.example.json)")
+    ap.add_argument("--state-dir", required=True, help="shadows and stats.json live here")
+    ap.add_argument("--updated", choices=("delta", "full"), default="delta",
+                    help="@shadow/data/updated carries the written fields (delta) or the whole "
+                    "shadow (full); NETPIE does not document which")
+    ap.add_argument("--backend", choices=("auto", "mosquitto", "amqtt"), default="auto")
+    a = ap.parse_args(argv)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *x: done.set())
+    signal.signal(signal.SIGINT, lambda *x: done.set())
+    s = start_standin(a.port, a.devices, a.state_dir, a.updated, a.backend,
+                      log=lambda m: print(m, file=sys.stderr, flush=True))
+    print("netpie-standin ready port=%d broker=%s" % (a.port, s.kind), flush=True)
+    try:
+        while not done.wait(0.5):
+            pass
+    finally:
+        s.stop()
+
+
+if __name__ == "__main__":
+    main()
