@@ -138,25 +138,34 @@ def test_paced_wire_time(emu):
         c.close()
 
 
-def test_relays_and_world_json(emu):
-    scen = dict(SCEN, loads=[{"at": "06:00", "name": "ac", "use": True}])
-    proc, run, bus = emu(scen, speed=600)
-    (run / "relays").write_text("12 0\n14 1\n")
-    deadline = time.monotonic() + 10
+def _wait_world(run, cond, timeout=10):
+    deadline = time.monotonic() + timeout
     w = {}
     while time.monotonic() < deadline:
         try:
             w = json.loads((run / "world.json").read_text())
         except (OSError, ValueError):
             w = {}
-        if w.get("hours", 0) > 0.05:
-            break
-        time.sleep(0.05)
-    assert w["house_w"] == 800                   # AC relay open
+        if w and cond(w):
+            return w
+        time.sleep(0.02)
+    pytest.fail("world.json never satisfied the condition: %r" % {k: w.get(k) for k in (
+        "hours", "house_w")})
+
+
+def test_relays_and_world_json(emu):
+    scen = dict(SCEN, loads=[{"at": "06:00", "name": "ac", "use": True}])
+    proc, run, bus = emu(scen, speed=600)
+    _wait_world(run, lambda w: w["hours"] > 0.02 and w["house_w"] == 800 + 1500)  # no file: on
+    (run / "relays").write_text("12 0\n14 1\n")
+    _wait_world(run, lambda w: w["house_w"] == 800)                              # AC shed
     (run / "relays").write_text("12 1\n")
-    time.sleep(0.3)
+    _wait_world(run, lambda w: w["house_w"] == 2300)
     stop_emulator(proc)
     w = json.loads((run / "world.json").read_text())
     assert w["house_w"] == 2300 and w["series"] and w["series_fields"][:5] == [
         "t", "house_w", "ev_w", "limit_w", "soc"]
-    assert w["sanctioned_w"] == 5000 and "over_limit_s" in w and "ev_energy_peak_wh" in w
+    for k in ("hours", "sanctioned_w", "max_total_w", "over_limit_s", "ev_energy_wh",
+              "ev_energy_peak_wh", "soc_start", "soc_end"):
+        assert k in w
+    assert w["sanctioned_w"] == 5000 and w["hours"] > 0.02

@@ -148,6 +148,19 @@ def test_peak_accounting_respects_emergency():
     assert w.ev_energy_peak_wh == pytest.approx(p * 3, rel=0.01)   # 17-18 and 19-21
 
 
+def test_emergency_over_limit_and_breaker():
+    scen = {"house": [{"at": "06:00", "w": 3000}], "ev": [{"at": "06:00", "soc": 20}],
+            "commands": [{"at": "06:30", "cmd": "emergency", "value": True}]}
+    w = make(scen)
+    w.charger_write(1000, [20])                 # 3 kW + ~4.6 kW > 5 kW sanctioned, > 7.4 kW breaker
+    w.advance(w.t0 + 3600)
+    assert w.over_limit_s == pytest.approx(3600 - 2, abs=1)
+    assert w.over_limit_em_s == pytest.approx(1800, abs=1)
+    assert w.over_breaker_s == pytest.approx(3600 - 2, abs=1)
+    m = w.metrics()
+    assert m["over_limit_em_s"] == pytest.approx(1800, abs=1)
+
+
 def test_pzem_registers_energy_wrap_and_reset():
     w = make({"house": [{"at": "06:00", "w": 2300}], "pzem": {"energy_wh": 9_999_990}})
     w.advance(w.t0 + 3600)
