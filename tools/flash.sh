@@ -95,7 +95,7 @@ while [[ $# -gt 0 ]]; do
 done
 
 [[ -n "$CONFIG" ]] || CONFIG="$SRC/config.json"
-[[ "$FLASH_MODE" =~ ^(|qio|qout|dio|dout|keep)$ ]] || die "--flash-mode must be qio, qout, dio, dout or keep"
+[[ -z "$FLASH_MODE" || "$FLASH_MODE" =~ ^(qio|qout|dio|dout|keep)$ ]] || die "--flash-mode must be qio, qout, dio, dout or keep"
 [[ "$BAUD" =~ ^[0-9]+$ ]] || die "--baud must be a number"
 
 # ---- helpers -------------------------------------------------------------------------------
@@ -277,8 +277,8 @@ fi
 
 # python run on the board: remove copies that would shadow (or be shadowed by) the new ones.
 # Paths are relative to the current directory, which is the flash root on the board.
-pylist() { local out="" m; for m in "$@"; do out+="'$m',"; done; echo "($out)"; }
-NAMES="$(pylist "${MODULES[@]}")"
+pylist() { local out="" m; for m in "$@"; do out="$out'$m',"; done; echo "($out)"; }
+NAMES="$(pylist ${MODULES[@]+"${MODULES[@]}"})"
 if [[ $MODE == romfs ]]; then
     CLEAN="import os
 for n in $NAMES:
@@ -302,7 +302,7 @@ for n in $NAMES:
         except OSError:
             pass"
     FILES=()
-    for m in "${MODULES[@]}"; do FILES+=("$BUILD/esp8266/lib/$m.mpy"); done
+    for m in ${MODULES[@]+"${MODULES[@]}"}; do FILES+=("$BUILD/esp8266/lib/$m.mpy"); done
     if [[ ${#FILES[@]} -gt 0 ]]; then
         runm "${MPR[@]}" exec "$CLEAN" + fs cp "${FILES[@]}" :lib/
     else
@@ -313,31 +313,37 @@ fi
 
 # ---- 7. boot.py, main.py, config.json -------------------------------------------------------
 step "Copying boot.py, main.py and config.json"
+# one mpremote call: fs cp A :A + fs cp B :B + ... (no empty arrays: bash 3.2 on macOS)
 CP=("${MPR[@]}")
-SEP=()
 for f in boot main; do
-    if [[ -f "$SRC/$f.py" ]]; then CP+=("${SEP[@]}" fs cp "$SRC/$f.py" ":$f.py"); SEP=(+); fi
+    if [[ -f "$SRC/$f.py" ]]; then CP+=(fs cp "$SRC/$f.py" ":$f.py" +); fi
 done
-CP+=("${SEP[@]}" fs cp "$CONFIG" :config.json)
+CP+=(fs cp "$CONFIG" :config.json)
 runm "${CP[@]}"
 
 # ---- 8. verify -------------------------------------------------------------------------------
 step "Checking that every module imports on the board"
-VERIFY="import gc
+# each module on its own (unloaded again after), so the check needs no more RAM than the meter
+VERIFY="import gc, sys
 bad = []
 for n in $NAMES:
+    had = set(sys.modules)
+    gc.collect()
     try:
         m = __import__(n)
         f = getattr(m, '__file__', '?')
         ok = $EXPECT
-        print('  %-10s %s%s' % (n, f, '' if ok else '  <- not the deployed copy'))
+        gc.collect()
+        print('  %-10s %-18s free %6d%s' % (n, f, gc.mem_free(), '' if ok else '  <- not the deployed copy'))
         if not ok:
             bad.append(n)
     except Exception as e:
         print('  %-10s FAILED %r' % (n, e))
         bad.append(n)
-gc.collect()
-print('  free heap after imports: %d B' % gc.mem_free())
+    for k in list(sys.modules):
+        if k not in had:
+            del sys.modules[k]
+    m = None
 if bad:
     raise RuntimeError('modules failed: ' + ' '.join(bad))
 print('VERIFY OK')"
