@@ -184,7 +184,9 @@ def human(n):
     return "%.1f KiB" % (n / 1024)
 
 
-def build(src, out, libs, quiet):
+def build(src, out, libs, quiet=False):
+    """Build everything into out; returns the report dict (errors, sizes, mount check).
+    Used by sim/run.py: keep the signature."""
     say = (lambda *a: None) if quiet else print
     errors = []
     mods = firmware_modules(src)
