@@ -1,0 +1,420 @@
+"""netpie.apply(): the command table, strict validation, a garbage fuzz; and the Cloud's
+telemetry composition and own-echo rule driven without a broker (CPython, fake socket)."""
+import json
+import os
+
+import pytest
+from hypothesis import given, settings, strategies as hs
+
+from conftest import FIRMWARE
+
+import netpie
+import scheduler
+import state as S
+
+with open(os.path.join(FIRMWARE, "config.json.example")) as f:
+    CFG = json.load(f)
+NOW = 1_795_600_000
+
+
+def new_state(now=NOW):
+    st = S.State(len(CFG["loads"]))
+    st.now = now
+    st.loads[:] = b"\x01\x01\x01"
+    st.error = "old"
+    st.dirty = False
+    return st
+
+
+def snap(st):
+    d = dict(vars(st))
+    d["loads"] = bytes(st.loads)
+    return d
+
+
+TRIP120 = scheduler.trip_need_pct(120, 170, 10, 60000)
+
+# (name, payload, {attr: expected}) for accepted commands
+GOOD = [
+    ("target", "07:30", {"target_min": 450}),
+    ("target", "7:30", {"target_min": 450}),
+    ("target", " 23:59 ", {"target_min": 1439}),
+    ("target", "0", {"target_min": 0}),
+    ("target", "1439", {"target_min": 1439}),
+    ("target", 450, {"target_min": 450}),
+    ("target", "", {"target_min": -1}),
+    ("target", "-1", {"target_min": -1}),
+    ("target", "off", {"target_min": -1}),
+    ("target", b"06:05", {"target_min": 365}),
+    ("emergency", "on", {"emergency": True}),
+    ("emergency", "ON", {"emergency": True}),
+    ("emergency", "true", {"emergency": True}),
+    ("emergency", True, {"emergency": True}),
+    ("emergency", "1", {"emergency": True}),
+    ("emergency", 1, {"emergency": True}),
+    ("emergency", "off", {"emergency": False}),
+    ("emergency", False, {"emergency": False}),
+    ("emergency", "0", {"emergency": False}),
+    ("load/ac", "off", {"loads": b"\x00\x01\x01"}),
+    ("load/heater", "false", {"loads": b"\x01\x00\x01"}),
+    ("load/fridge", 0, {"loads": b"\x01\x01\x00"}),
+    ("load/ac", "on", {"loads": b"\x01\x01\x01"}),
+    ("choice", "accept", {"choice": 0}),
+    ("choice", "shed", {"choice": 1}),
+    ("choice", "Emergency", {"choice": 2}),
+    ("trip", "120", {"trip_soc_pct": TRIP120}),
+    ("trip", 120, {"trip_soc_pct": TRIP120}),
+    ("trip", "119.2", {"trip_soc_pct": TRIP120}),
+    ("trip", "55%", {"trip_soc_pct": 55}),
+    ("trip", "100%", {"trip_soc_pct": 100}),
+    ("trip", "0", {"trip_soc_pct": 0}),
+    ("trip", "0%", {"trip_soc_pct": 0}),
+    ("trip", "2000", {"trip_soc_pct": 100}),
+    ("dr", '{"limit_w":3000,"minutes":30}', {"dr_limit_w": 3000, "dr_until": NOW + 1800}),
+    ("dr", {"limit_w": 2500, "minutes": 1440}, {"dr_limit_w": 2500, "dr_until": NOW + 86400}),
+    ("dr", '{"limit_w":0,"minutes":30}', {"dr_limit_w": 0, "dr_until": 0}),
+    ("dr", '{"minutes":0,"limit_w":3000}', {"dr_limit_w": 0, "dr_until": 0}),
+    ("reset_ev_soc", "40", {"start_soc_pct": 40}),
+    ("reset_ev_soc", 0, {"start_soc_pct": 0}),
+    ("reset_ev_soc", "100", {"start_soc_pct": 100}),
+]
+
+# (name, payload, error text) for rejected commands
+BAD = [
+    ("target", "24:00", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "07:60", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "07:3", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "007:30", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "1440", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "-2", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "7.5", "target: want HH:MM, 0-1439 or -1"),
+    ("target", 450.0, "target: want HH:MM, 0-1439 or -1"),
+    ("target", True, "target: want HH:MM, 0-1439 or -1"),
+    ("target", "07:30:00", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "+450", "target: want HH:MM, 0-1439 or -1"),
+    ("target", "0" * 129, "target: too long"),
+    ("target", b"1" * 200, "target: too long"),
+    ("emergency", "yes", "emergency: want on or off"),
+    ("emergency", 2, "emergency: want on or off"),
+    ("emergency", None, "emergency: want on or off"),
+    ("load/ac", "maybe", "load/ac: want on or off"),
+    ("load/garage", "on", "load/garage: no such load"),
+    ("load/", "on", "load/: no such load"),
+    ("choice", "2", "choice: want accept, shed or emergency"),
+    ("choice", "", "choice: want accept, shed or emergency"),
+    ("trip", "2001", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "-5", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "101%", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "nan", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "inf", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "%", "trip: want km 0-2000 or 0-100%"),
+    ("trip", "abc", "trip: want km 0-2000 or 0-100%"),
+    ("dr", '{"limit_w":3000}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":"3000","minutes":30}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":true,"minutes":30}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":3000,"minutes":1441}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":-1,"minutes":30}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":3000,"minutes":30,"x":1}',
+     'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", "[3000,30]", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", "3000", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", "{", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("reset_ev_soc", "101", "reset_ev_soc: want 0-100"),
+    ("reset_ev_soc", "-1", "reset_ev_soc: want 0-100"),
+    ("reset_ev_soc", "4.5", "reset_ev_soc: want 0-100"),
+    ("reset_ev_soc", "", "reset_ev_soc: want 0-100"),
+    ("reboot", "1", "reboot: unknown command"),
+    ("", "1", ": unknown command"),
+    ("load", "on", "load: unknown command"),
+]
+
+
+@pytest.mark.parametrize("name,payload,want", GOOD)
+def test_accepted(name, payload, want):
+    st = new_state()
+    before = snap(st)
+    assert netpie.apply(st, CFG, name, payload) is None
+    after = snap(st)
+    assert st.error == "" and st.dirty is True
+    for k, v in want.items():
+        assert after[k] == v, k
+    for k in before:
+        if k not in want and k not in ("error", "dirty"):
+            assert after[k] == before[k], k
+
+
+@pytest.mark.parametrize("name,payload,err", BAD)
+def test_rejected(name, payload, err):
+    st = new_state()
+    before = snap(st)
+    assert netpie.apply(st, CFG, name, payload) == err
+    assert st.error == err and st.dirty is True
+    after = snap(st)
+    for k in before:
+        if k not in ("error", "dirty"):
+            assert after[k] == before[k], k
+
+
+def test_dr_needs_valid_clock():
+    st = new_state(now=0)
+    assert netpie.apply(st, CFG, "dr", '{"limit_w":3000,"minutes":30}') == "dr: clock not set"
+    assert st.dr_limit_w == 0 and st.dr_until == 0
+    st.dr_limit_w, st.dr_until = 3000, 99   # cancelling works without a clock
+    assert netpie.apply(st, CFG, "dr", '{"limit_w":0,"minutes":0}') is None
+    assert st.dr_limit_w == 0 and st.dr_until == 0
+
+
+def test_error_kept_until_next_valid_command():
+    st = new_state()
+    netpie.apply(st, CFG, "target", "25:00")
+    assert st.error.startswith("target:")
+    netpie.apply(st, CFG, "emergency", "sometimes")
+    assert st.error.startswith("emergency:")
+    netpie.apply(st, CFG, "choice", "shed")
+    assert st.error == ""
+
+
+NAMES = ["target", "emergency", "choice", "trip", "dr", "reset_ev_soc", "load/ac",
+         "load/fridge", "load/nope", "load/", "x", "@", "target/x"]
+json_vals = hs.recursive(
+    hs.none() | hs.booleans() | hs.integers() | hs.floats() | hs.text(max_size=40),
+    lambda c: hs.lists(c, max_size=4) | hs.dictionaries(hs.text(max_size=8), c, max_size=4),
+    max_leaves=8)
+payloads = hs.one_of(hs.text(max_size=200), hs.binary(max_size=200), json_vals,
+                     hs.sampled_from(["07:30", "on", "off", "shed", "55%", "120", "1e3",
+                                      '{"limit_w":1,"minutes":1}', "\x00", "\udcff", "ｏｎ",
+                                      "١٢٠", "12_0", " 1", "0x10"]))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(name=hs.one_of(hs.sampled_from(NAMES), hs.text(max_size=30)), p=payloads)
+def test_fuzz_never_raises_and_rejects_cleanly(name, p):
+    st = new_state()
+    before = snap(st)
+    r = netpie.apply(st, CFG, name, p)
+    assert st.dirty is True
+    if r is None:
+        assert st.error == ""
+        return
+    assert isinstance(r, str) and r == st.error and ": " in r and len(r) < 80
+    after = snap(st)
+    for k in before:
+        if k not in ("error", "dirty"):
+            assert after[k] == before[k], k
+
+
+@settings(max_examples=1200, deadline=None)
+@given(name=hs.sampled_from(NAMES), junk=hs.text(min_size=1, max_size=150))
+def test_fuzz_garbage_always_rejected(name, junk):
+    st = new_state()
+    before = snap(st)
+    p = "#" + junk      # no command accepts a leading '#'
+    r = netpie.apply(st, CFG, name, p)
+    assert r and st.error == r and r.startswith(name[:24] + ": ")
+    after = snap(st)
+    for k in before:
+        if k not in ("error", "dirty"):
+            assert after[k] == before[k], k
+
+
+# ---- Cloud without a broker: telemetry and the own-echo rule ----
+class FakeSock:
+    def __init__(self):
+        self.out = bytearray()
+
+    def write(self, b, n=None):
+        self.out += b.encode() if isinstance(b, str) else bytes(b)
+
+    def read(self, n):
+        return None
+
+    def settimeout(self, t):
+        pass
+
+    def close(self):
+        pass
+
+
+class Board:
+    def wifi_ok(self):
+        return True
+
+
+def parse_publish(buf):
+    """All PUBLISH packets in buf -> [(topic, payload)]."""
+    out = []
+    i = 0
+    while i < len(buf):
+        b0 = buf[i]
+        n = sh = 0
+        i += 1
+        while True:
+            x = buf[i]
+            i += 1
+            n |= (x & 127) << sh
+            sh += 7
+            if x < 128:
+                break
+        body = bytes(buf[i:i + n])
+        i += n
+        if b0 >> 4 == 3:
+            tl = body[0] << 8 | body[1]
+            out.append((body[2:2 + tl].decode(), body[2 + tl:]))
+    return out
+
+
+def body(topic, obj):
+    t = topic.encode()
+    p = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
+    return bytes((len(t) >> 8, len(t) & 255)) + t + p
+
+
+def cloud():
+    st = new_state()
+    st.error = ""
+    c = netpie.Cloud(CFG, st, Board())
+    c.s = FakeSock()
+    c.ph = 4
+    return c, st
+
+
+def send(c):
+    """One telemetry write as the Cloud would do it -> data dict (None if nothing changed)."""
+    n = c._tele(0)
+    if n <= 10:
+        return None
+    c.s.out = bytearray()
+    c._pkt(0x30, "@shadow/data/update", n)
+    c._tele(1)
+    (topic, payload), = parse_publish(c.s.out)
+    assert topic == "@shadow/data/update"
+    hdr = 2 + len(topic)
+    assert len(payload) == n, "announced length must match the streamed bytes"
+    assert hdr
+    return json.loads(payload)["data"]
+
+
+def test_telemetry_fields_and_deltas():
+    import meter
+    c, st = cloud()
+    st.power_w, st.ev_power_w, st.limit_w = 5200, 4000, 5000
+    st.counters = meter.new()
+    st.counters[meter.C_DAY_OFF] = 1200
+    st.counters[meter.C_MON_PEAK] = 700
+    st.counters[meter.C_DAY_EV] = 900
+    st.ev_state, st.ev_soc_pct, st.target_min = 3, 55, 450
+    st.plan = (True, NOW + 3600, 240, 100, 100, NOW + 3000, 100, NOW + 1200, 12.345, 7)
+    st.advice = 0b011
+    st.faults = S.F_CLOCK | S.F_AUTH
+    st.loads[1] = 0
+    d = send(c)
+    assert d["power_w"] == 5200 and d["house_w"] == 1200 and d["ev_w"] == 4000
+    assert d["energy_today_wh"] == {"offpeak": 1200, "peak": 0, "emergency": 0, "ev": 900}
+    assert d["energy_month_wh"]["peak"] == 700
+    assert d["bill_today"] == round(1200 * 23.0 / 1000, 2)
+    assert d["ev_state"] == "C" and d["target"] == "07:30" and d["choice"] == "accept"
+    tz = CFG["tz_offset_min"] * 60
+    hm = lambda t: "%02d:%02d" % ((t + tz) // 60 % 1440 // 60, (t + tz) // 60 % 60)  # noqa
+    assert d["plan"] == {"feasible": True, "full_at": hm(NOW + 3600), "charge_minutes": 240,
+                         "reachable_soc_pct": 100,
+                         "shed": {"soc_pct": 100, "full_at": hm(NOW + 3000)},
+                         "emergency": {"soc_pct": 100, "full_at": hm(NOW + 1200),
+                                       "extra_cost": 12.35 if "%.2f" % 12.345 == "12.35"
+                                       else 12.34},
+                         "trip_ok": {"accept": True, "shed": True, "emergency": True}}
+    assert d["advice"] == ["ac", "heater"] and d["advice_w"] == 2500
+    assert d["loads"] == {"ac": "on", "heater": "off", "fridge": "on"}
+    assert d["faults"] == ["clock", "auth"] and d["error"] == "" and d["emergency"] is False
+    assert len(json.dumps({"data": d})) < 1024, "a full write must stay one 1 KB shadow op"
+    assert send(c) is None      # nothing changed: nothing to send
+    st.power_w = 5300
+    assert send(c) == {"power_w": 5300, "house_w": 1300}
+    st.plan = None
+    st.counters = None
+    assert send(c) == {"plan": None}
+
+
+def test_own_echo_never_undoes_a_newer_command():
+    c, st = cloud()
+    st.target_min = 450
+    send(c)                                        # device publishes target 07:30
+    netpie.apply(st, CFG, "target", "08:00")       # then a publishMsg command arrives
+    c._msg(body("@shadow/data/updated", {"data": {"target": "07:30", "power_w": 1}}), 0x30)
+    assert st.target_min == 480                    # echo of the old value: ignored
+    assert send(c)["target"] == "08:00"
+    # a stale echo of an even older value arriving late (before ours): still ignored
+    c._msg(body("@shadow/data/updated", {"data": {"target": "06:00"}}), 0x30)
+    assert st.target_min == 480
+    c._msg(body("@shadow/data/updated", {"data": {"target": "08:00"}}), 0x30)  # our echo
+    assert c.uc & 1 == 0
+    # now a dashboard writeShadow wins, and the device does not write it back
+    c._msg(body("@shadow/data/updated", {"data": {"target": "09:15"}}), 0x30)
+    assert st.target_min == 555 and st.error == ""
+    assert "target" not in (send(c) or {})
+
+
+def test_echo_does_not_clear_error_and_bad_shadow_value_is_rewritten():
+    c, st = cloud()
+    st.emergency = True
+    send(c)
+    c._msg(body("@shadow/data/updated", {"data": {"emergency": True}}), 0x30)
+    netpie.apply(st, CFG, "trip", "9999")
+    err = st.error
+    c._msg(body("@shadow/data/updated", {"data": {"emergency": True, "choice": "accept"}}), 0x30)
+    assert st.error == err          # own echo is not a command
+    c._msg(body("@shadow/data/updated", {"data": {"choice": "sometimes"}}), 0x30)
+    assert st.error == "choice: want accept, shed or emergency" and st.choice == 0
+    assert send(c)["choice"] == "accept"     # device overwrites the bad value
+
+
+def test_boot_restore_and_one_shot_commands_are_nulled():
+    c, st = cloud()
+    st.target_min = -1
+    c.ph = 3
+    c._msg(body("@private/shadow/data/get/response",
+                {"deviceid": "x", "rev": 9, "modified": 1, "data": {
+                    "target": "06:15", "emergency": True, "choice": "shed", "power_w": 99,
+                    "load": {"heater": "off"}, "reset_ev_soc": 35, "dr": None}}), 0x30)
+    assert c.ph == 4
+    assert (st.target_min, st.emergency, st.choice, st.loads[1], st.start_soc_pct) == (
+        375, True, 1, 0, 35)
+    d = send(c)
+    assert d["load"] is None and d["reset_ev_soc"] is None and "dr" not in d
+    assert "target" not in d and "emergency" not in d   # the shadow holds them already
+
+
+def test_reconnect_get_ignores_unconfirmed_settings():
+    c, st = cloud()
+    st.choice = 2
+    send(c)                 # published, echo never seen (connection died)
+    assert c.uc & 4
+    for i in range(netpie._N):  # what the CONNACK path does
+        if i > 2 or c.uc >> i & 1:
+            c.h[i] = None
+    c.ph = 3
+    c._msg(body("@private/shadow/data/get/response", {"data": {"choice": "accept"}}), 0x30)
+    assert st.choice == 2   # stale shadow value does not undo the unsent command
+    assert send(c)["choice"] == "emergency"
+
+
+def test_msg_topic_and_garbage_messages():
+    c, st = cloud()
+    c._msg(body("@msg/meter/load/ac", b"off"), 0x30)
+    assert st.loads[0] == 0
+    c._msg(body("@msg/other/target", b"05:00"), 0x30)      # not our alias
+    assert st.target_min == -1
+    c._msg(body("@msg/meter/nope", b"1"), 0x30)
+    assert st.error == "nope: unknown command"
+    for junk in (b"", b"{", b"[1]", b'{"data": [1]}', b'{"data": 5}', b"\xff\xfe"):
+        c._msg(body("@shadow/data/updated", junk), 0x30)
+    c._msg(body("@shadow/data/updated", {"data": {"load": "off"}}), 0x30)
+    assert st.error.startswith("load: want")
+
+
+def test_connect_packet_bytes():
+    c, st = cloud()
+    c._pkt(0x10, b"\0\4MQTT\4\xc2\0\x1e", "cid", "tok", "sec")
+    assert bytes(c.s.out) == (b"\x10\x19\0\4MQTT\4\xc2\0\x1e\0\3cid\0\3tok\0\3sec")
+    c.s.out = bytearray()
+    c._pkt(0x30, "t", 200)
+    assert bytes(c.s.out) == b"\x30\xcb\x01\0\1t"    # remaining length 203 as a varint
