@@ -311,3 +311,18 @@ def test_fallback_classification():
     real, guarded = classify(errors, {"hw": ast.parse(src)})
     assert [e[1] for e in guarded] == [3], "the probe fails on the board: guarded"
     assert [e[1] for e in real] == [5], "so the fallback runs there and its error is real"
+
+
+def test_build_image_check_fails_on_a_compile_error(tmp_path):
+    src = tmp_path / "fw"
+    src.mkdir()
+    (src / "good.py").write_text("X = 1\n")
+    (src / "bad.py").write_text("def f(:\n    pass\n")
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_image.py"), "--check",
+                        "--src", str(src)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 1
+    assert "bad.py" in p.stderr and "SyntaxError" in p.stderr
+    (src / "bad.py").unlink()
+    p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_image.py"), "--check",
+                        "--src", str(src)], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr

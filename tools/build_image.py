@@ -81,7 +81,8 @@ def build_romfs(src_dir, out):
     p = subprocess.run([sys.executable, "-m", "mpremote", "romfs", "--no-mpy", "-o", out,
                         "build", src_dir], capture_output=True, text=True)
     if p.returncode != 0 or not os.path.exists(out):
-        raise SystemExit("mpremote romfs build failed:\n" + p.stdout + p.stderr)
+        raise SystemExit("mpremote romfs build failed (mpremote missing? `make venv`):\n"
+                         + p.stdout + p.stderr)
     with open(out, "rb") as f:
         data = f.read()
     if not data.startswith(b"\xd2\xcd\x31"):
