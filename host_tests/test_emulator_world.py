@@ -139,7 +139,7 @@ def test_over_limit_and_dr():
 def test_peak_accounting_respects_emergency():
     scen = {"start": "2025-01-15 16:00", "ev": [{"at": "16:00", "soc": 20}],
             "commands": [{"at": "18:00", "cmd": "emergency", "value": True},
-                         {"at": "19:00", "cmd": "emergency", "value": False}]}
+                         {"at": "19:00", "cmd": "emergency", "value": "off"}]}
     w = make(scen)
     w.charger_write(1000, [10])
     w.advance(w.t0 + 5 * 3600)                  # 16:00-21:00, peak 17:00-22:00

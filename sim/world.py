@@ -240,6 +240,8 @@ class World:
             self.dr_limit_w = int(v.get("limit_w", 0))
             self.dr_until = self.t + 60.0 * float(v.get("minutes", 0))
         elif kind == "emergency":
+            if isinstance(data, str):
+                data = data.strip().lower() in ("on", "true", "1")
             self.emergency = bool(data)
 
     def set_fault(self, dev: str, kind: str, seconds: float) -> None:
