@@ -82,6 +82,8 @@ class Slave:
     def __call__(self, req):
         if self.mode == "silent":
             return None
+        if self.mode == "extsilent" and req[1] == 3 and req[2] << 8 | req[3] >= 3000:
+            return None
         if crc(req[:-2]) != req[-2] | req[-1] << 8:
             return None
         a, fc = req[0], req[1]
@@ -202,6 +204,16 @@ async def main():
     eq(await evse.read(bus, 2), (0, 2, -1, -1, -1), "no ext again")
     eq(len(u.sent) - n, 3, "ext not asked again")
     eq(await evse.configure(bus, 2, 60, 0), False, "configure without ext")
+    evse.no_ext = -1
+
+    # a charger that ignores the extension registers (silence): given up after 3 timeouts
+    s.ext = True
+    s.mode = "extsilent"
+    for i in range(3):
+        eq(evse.no_ext, -1, "still asking %d" % i)
+        eq(await evse.read(bus, 2), (0, 2, -1, -1, -1), "ext silent")
+    eq(evse.no_ext, 2, "silent ext given up")
+    s.mode = ""
     evse.no_ext = -1
 
     # two tasks share the bus: the lock serialises them
