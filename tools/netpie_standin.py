@@ -487,15 +487,13 @@ class Standin:
             if kind == "device":
                 self._count(cid_s, connects=1)
             # forward CONNECT (will topic mapped) to the broker
+            # the secret is optional on NETPIE: the broker always gets the stored one
             nb = bytearray()
-            nb += _mstr(name) + bytes((level, flags)) + body[len(name) + 4:len(name) + 6]
+            nb += _mstr(name) + bytes((level, flags | 0xC0)) + body[len(name) + 4:len(name) + 6]
             nb += _mstr(cid)
             if will:
                 nb += _mstr(self._map(kind, e, will[0].decode()) or "x/void") + _mstr(will[1])
-            if user is not None:
-                nb += _mstr(user)
-            if pw is not None:
-                nb += _mstr(pw)
+            nb += _mstr(user) + _mstr(e["secret"])
             br, bw = await asyncio.open_connection("127.0.0.1", self.bport)
             self.conns.add(bw)
             bw.write(_pkt(b0, bytes(nb)))
@@ -637,8 +635,8 @@ class Standin:
             self.thread.join(5)
         if self.svc:
             try:
-                self.svc.loop_stop()
                 self.svc.disconnect()
+                self.svc.loop_stop()
             except Exception:
                 pass
             self.svc = None

@@ -1,0 +1,316 @@
+"""tools/netpie_standin.py through paho: auth, takeover, groups, shadow merge/get/updated,
+batch, dashboard actions, persistence, stats, CLI."""
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+import paho.mqtt.client as mqtt
+
+from conftest import ROOT
+
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import netpie_standin as ns  # noqa: E402
+
+DEVICES = {
+    "devices": [
+        {"client_id": "meter-1", "token": "tok-1", "secret": "sec-1", "alias": "meter",
+         "group": "home"},
+        {"client_id": "meter-2", "token": "tok-2", "secret": "sec-2", "alias": "garage",
+         "group": "home"},
+        {"client_id": "far-1", "token": "tok-f", "secret": "sec-f", "alias": "far",
+         "group": "elsewhere"},
+    ],
+    "dashboards": [{"client_id": "dash-1", "token": "dtok", "secret": "dsec",
+                    "devices": ["meter", "garage"]}],
+}
+CRED = {d["client_id"]: (d["token"], d["secret"]) for d in DEVICES["devices"]}
+CRED["dash-1"] = ("dtok", "dsec")
+
+
+def backends():
+    out = []
+    if shutil.which("mosquitto") and shutil.which("mosquitto_passwd"):
+        out.append("mosquitto")
+    out.append("amqtt")
+    return out
+
+
+def start(tmp_path, name="s", **kw):
+    last = None
+    for b in [kw.pop("backend")] if "backend" in kw else backends():
+        try:
+            return ns.start_standin(ns.free_port() if "port" not in kw else kw.pop("port"),
+                                    DEVICES, str(tmp_path / name), backend=b, **kw)
+        except Exception as e:  # try the next backend
+            last = e
+    pytest.skip("no MQTT broker: mosquitto not installed and amqtt failed (%r)" % last)
+
+
+@pytest.fixture
+def si(tmp_path):
+    s = start(tmp_path)
+    yield s
+    s.stop()
+
+
+class Cl:
+    def __init__(self, port, cid, subs=(), cred=None):
+        self.q = queue.Queue()
+        self.held = []
+        self.rc = None
+        self.up = threading.Event()
+        self.gone = threading.Event()
+        self.subs = list(subs)
+        c = self.c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=cid)
+        tok, sec = cred or CRED[cid]
+        c.username_pw_set(tok, sec)
+        c.on_connect = self._on_connect
+        c.on_subscribe = lambda *a: self.up.set()
+        c.on_disconnect = lambda *a: self.gone.set()
+        c.on_message = lambda cl, ud, m: self.q.put((m.topic, m.payload))
+        c.connect("127.0.0.1", port, 30)
+        c.loop_start()
+
+    def _on_connect(self, cl, ud, fl, rc, pr=None):
+        self.rc = rc
+        if rc.is_failure:
+            self.up.set()
+            return
+        if self.subs:
+            cl.subscribe([(s, 0) for s in self.subs])
+        else:
+            self.up.set()
+
+    def ready(self):
+        assert self.up.wait(5), "no SUBACK"
+        return self
+
+    def pub(self, topic, payload):
+        self.c.publish(topic, payload if isinstance(payload, (str, bytes)) else
+                       json.dumps(payload))
+
+    def get(self, topic, timeout=3.0):
+        end = time.time() + timeout
+        while True:
+            for i, (t, p) in enumerate(self.held):
+                if t == topic:
+                    del self.held[i]
+                    try:
+                        return json.loads(p)
+                    except ValueError:
+                        return p
+            if time.time() >= end:
+                raise AssertionError("nothing on %s" % topic)
+            try:
+                self.held.append(self.q.get(timeout=max(0.01, end - time.time())))
+            except queue.Empty:
+                pass
+
+    def none(self, topic, wait=0.5):
+        end = time.time() + wait
+        while time.time() < end:
+            try:
+                self.held.append(self.q.get(timeout=0.05))
+            except queue.Empty:
+                pass
+        for t, p in self.held:
+            assert t != topic, "unexpected %s %r" % (t, p)
+
+    def close(self):
+        self.c.disconnect()
+        self.c.loop_stop()
+
+
+DEV_SUBS = ("@shadow/data/updated", "@private/#", "@msg/#")
+
+
+def test_merge_rules():
+    d = {"a": 1, "b": {"x": 1, "y": [1, 2]}, "c": [1], "gone": 5}
+    ns.merge(d, {"b": {"y": [3], "z": {"q": None, "r": 1}}, "c": [2, 3], "gone": None,
+                 "n": {"k": None}})
+    assert d == {"a": 1, "b": {"x": 1, "y": [3], "z": {"r": 1}}, "c": [2, 3], "n": {}}
+    ns.merge(d, {"b": 7})
+    assert d["b"] == 7
+    ns.merge(d, {"b": {"new": 1}})
+    assert d["b"] == {"new": 1}
+
+
+def test_shadow_update_updated_get(si):
+    c = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    c.pub("@shadow/data/update", {"data": {"p": 1, "o": {"x": 1, "y": 2}, "arr": [1, 2]}})
+    u = c.get("@shadow/data/updated")
+    assert u["deviceid"] == "meter-1" and u["data"]["p"] == 1 and u["rev"] == 1
+    assert isinstance(u["modified"], int)
+    c.pub("@shadow/data/update", {"data": {"o": {"x": None, "z": 3}, "arr": [9]}})
+    u = c.get("@shadow/data/updated")
+    assert u["data"] == {"o": {"x": None, "z": 3}, "arr": [9]} and u["rev"] == 2   # the delta
+    c.pub("@shadow/data/get", "")
+    g = c.get("@private/shadow/data/get/response")
+    assert g["data"] == {"p": 1, "o": {"y": 2, "z": 3}, "arr": [9]}
+    assert g["deviceid"] == "meter-1" and g["rev"] == 2
+    c.pub("@shadow/data/update", {"data": {"only": True}, "merged": False})
+    c.get("@shadow/data/updated")
+    assert si.shadow("meter") == {"only": True}
+    # an older timestamp does not change the shadow
+    c.pub("@shadow/data/update", {"data": {"t": 1}, "timestamp": 2_000_000_000_000})
+    c.get("@shadow/data/updated")
+    c.pub("@shadow/data/update", {"data": {"t": 0}, "timestamp": 1_000_000_000_000})
+    c.none("@shadow/data/updated")
+    assert si.shadow("meter")["t"] == 1
+    # other devices never see this device's shadow traffic
+    c2 = Cl(si.port, "meter-2", DEV_SUBS).ready()
+    c.pub("@shadow/data/update", {"data": {"q": 1}})
+    c.get("@shadow/data/updated")
+    c2.none("@shadow/data/updated")
+    assert si.shadow("garage") == {}
+    c.close()
+    c2.close()
+
+
+def test_full_mode(tmp_path):
+    s = start(tmp_path, updated="full")
+    try:
+        c = Cl(s.port, "meter-1", DEV_SUBS).ready()
+        c.pub("@shadow/data/update", {"data": {"a": 1}})
+        c.get("@shadow/data/updated")
+        c.pub("@shadow/data/update", {"data": {"b": 2}})
+        assert c.get("@shadow/data/updated")["data"] == {"a": 1, "b": 2}
+        c.close()
+    finally:
+        s.stop()
+
+
+def test_batch(si):
+    c = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    recs = [{"data": {"v": i, "k%d" % i: 1}, "ts": -1000 * (3 - i)} for i in range(3)]
+    c.pub("@shadow/batch/update", {"ackid": 77, "batch": recs, "merged": True})
+    a = c.get("@private/shadow/batch/update/response")
+    assert a["ackid"] == 77 and a["total"] == 3 and a["maxts"] - a["mints"] == 2000
+    u = c.get("@shadow/data/updated")
+    assert u["data"]["v"] == 2
+    c.none("@shadow/data/updated")                  # the notice fires once, for the newest
+    assert si.shadow("meter") == {"v": 2, "k0": 1, "k1": 1, "k2": 1}
+    st = si.stats()["meter-1"]
+    assert st["batches"] == 1 and st["shadow_write_ops"] == 1 and st["batch_records"] == 3
+    big = [{"data": {"x": i}, "ts": -i} for i in range(101)]
+    c.pub("@shadow/batch/update", {"ackid": 78, "batch": big})
+    a = c.get("@private/shadow/batch/update/response")
+    assert a == {"ackid": 78, "errcode": 429, "message": "batch size exceeds 100",
+                 "inputsize": 101}
+    assert "x" not in si.shadow("meter")
+    c.close()
+
+
+def test_auth(si):
+    ok = Cl(si.port, "meter-1", cred=("tok-1", "")).ready()     # secret is optional
+    assert not ok.rc.is_failure
+    ok.close()
+    for cid, cred in (("meter-1", ("tok-1", "wrong")), ("meter-1", ("tok-2", "sec-2")),
+                      ("nobody", ("tok-1", "sec-1"))):
+        c = Cl(si.port, cid, cred=cred)
+        assert c.up.wait(5)
+        assert c.rc.is_failure, cred
+        c.close()
+    time.sleep(0.2)
+    assert si.stats()["meter-1"]["auth_fail"] == 2
+
+
+def test_takeover(si):
+    a = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    b = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    assert a.gone.wait(5), "the older connection must be dropped"
+    a.c.loop_stop()
+    b.pub("@shadow/data/get", "")
+    b.get("@private/shadow/data/get/response")
+    b.close()
+
+
+def test_msg_group_and_dashboard(si):
+    m1 = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    m2 = Cl(si.port, "meter-2", DEV_SUBS).ready()
+    far = Cl(si.port, "far-1", DEV_SUBS).ready()
+    m1.pub("@msg/garage/door", "open")
+    assert m2.get("@msg/garage/door") == b"open"
+    assert m1.get("@msg/garage/door") == b"open"     # own messages come back if subscribed
+    far.none("@msg/garage/door")
+    d = Cl(si.port, "dash-1", ("shadow/meter", "status/meter")).ready()
+    assert d.get("status/meter") == 1
+    d.pub("publishMsg/meter/meter/target", "07:30")
+    assert m1.get("@msg/meter/target") == b"07:30"
+    d.pub("writeShadow/meter", {"emergency": True, "load": {"ac": "off"}})
+    u = m1.get("@shadow/data/updated")
+    assert u["data"] == {"emergency": True, "load": {"ac": "off"}}
+    sh = d.get("shadow/meter")
+    while sh["rev"] < 1:
+        sh = d.get("shadow/meter")
+    assert sh["data"]["load"] == {"ac": "off"}
+    d.pub("writeShadow/far", {"x": 1})                 # not this dashboard's device
+    far.none("@shadow/data/updated")
+    assert si.shadow("far") == {}
+    m1.close()
+    assert d.get("status/meter") == 0
+    for c in (m2, far, d):
+        c.close()
+
+
+def test_stats_file_and_persistence(tmp_path):
+    s = start(tmp_path, name="p")
+    port = s.port
+    try:
+        c = Cl(port, "meter-1", DEV_SUBS).ready()
+        c.pub("@shadow/data/update", {"data": {"blob": "x" * 1500}})   # 2 KB blocks
+        c.get("@shadow/data/updated")
+        c.pub("@shadow/data/get", "")
+        c.get("@private/shadow/data/get/response")
+        c.close()
+        time.sleep(1.3)
+        with open(tmp_path / "p" / "stats.json") as f:
+            st = json.load(f)["meter-1"]
+        assert st["shadow_write_ops"] == 2 and st["shadow_read_ops"] == 2
+        assert st["shadow_ops"] == 4 and st["connects"] == 1 and st["subscribes"] == 1
+    finally:
+        s.stop()
+    s = start(tmp_path, name="p", port=port, backend=s.kind)
+    try:
+        assert len(s.shadow("meter")["blob"]) == 1500
+    finally:
+        s.stop()
+
+
+def test_cli_runs_until_sigterm(tmp_path):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(DEVICES))
+    port = ns.free_port()
+    p = subprocess.Popen([sys.executable, os.path.join(ROOT, "tools", "netpie_standin.py"),
+                          "--port", str(port), "--devices", str(dev), "--state-dir",
+                          str(tmp_path / "cli")], stdout=subprocess.PIPE, text=True,
+                         start_new_session=True)
+    try:
+        line = p.stdout.readline()
+        if "ready" not in line:
+            pytest.skip("stand-in CLI did not start: %r" % line)
+        c = Cl(port, "meter-1", DEV_SUBS).ready()
+        c.pub("@shadow/data/update", {"data": {"cli": 1}})
+        c.get("@shadow/data/updated")
+        c.close()
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(10) == 0
+        # the broker child went with it
+        out = subprocess.run(["pgrep", "-f", "netpie-standin-"], capture_output=True, text=True)
+        assert out.stdout.strip() == ""
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def test_example_credentials_file_loads():
+    devs, dash = ns.load_devices(os.path.join(ROOT, "tools", "netpie_devices.example.json"))
+    assert devs[0]["alias"] == "meter" and dash[0]["devices"] == ["meter"]
