@@ -105,7 +105,7 @@ class Control:
         loc = now + off
         # without a valid clock the tariff is unknown: bill as peak and hold normal charging
         st.peak = peak = not now or scheduler.is_peak(loc // 60 % 1440, win)
-        soon = not now or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, win)
+        soon = peak or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, win)
         dr = st.dr_limit_w > 0 and now > 0 and now < st.dr_until
         if st.dr_limit_w and now and not dr:
             st.dr_limit_w = 0               # the DR event is over
