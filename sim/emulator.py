@@ -383,6 +383,7 @@ class Emulator:
             with self.lock:
                 self.world.advance(self.clock.now())
                 self.world.relays = relays
+                self.world._react_check()
         try:
             size = os.path.getsize(self.faults_path)
         except OSError:

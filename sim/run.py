@@ -225,6 +225,8 @@ class Sim:
             "soc_start": world.get("soc_start"),
             "soc_end": world.get("soc_end"),
             "faults": faults,
+            "reaction_max_s": max(world.get("reactions_s") or [0]),
+            "reactions": len(world.get("reactions_s") or []),
             "heap_cap_bytes": cap,
             "heap_peak_bytes": max(0, fw.heap_max - img),
             "image_bytes": img,

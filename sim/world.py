@@ -164,6 +164,8 @@ class World:
         self.over_limit_wh = 0.0
         self.over_limit_em_s = 0.0      # part of over_limit_s while emergency charging was on
         self.over_breaker_s = 0.0       # above cfg breaker_w (never acceptable)
+        self.react_t = None             # when the commanded current stopped fitting the limit
+        self.reactions = []             # seconds from such a change to the meter's new command
         self.ev_energy_wh = 0.0
         self.ev_energy_peak_wh = 0.0
         self.total_energy_wh = 0.0
@@ -215,6 +217,10 @@ class World:
         self.next_sample = self.t0 + math.ceil((t - self.t0) / 60.0) * 60
 
     def _apply(self, kind: str, data) -> None:
+        self._apply1(kind, data)
+        self._react_check()
+
+    def _apply1(self, kind: str, data) -> None:
         if kind == "house":
             self.house_base_w = data
         elif kind == "plug":
@@ -267,7 +273,19 @@ class World:
         return self.house_base_w + self.load_w()
 
     def limit_w(self) -> int:
-        return self.dr_limit_w if self.t < self.dr_until else self.sanctioned_w
+        """The applicable limit: a DR event's, else the sanctioned load; while emergency
+        charging is on the meter may use up to the breaker limit (still under a DR limit)."""
+        dr = self.t < self.dr_until
+        if self.emergency:
+            return min(self.breaker_w, self.dr_limit_w) if dr else self.breaker_w
+        return self.dr_limit_w if dr else self.sanctioned_w
+
+    def _react_check(self) -> None:
+        """After a house/limit change: if the charger's commanded current no longer fits under
+        the limit, start timing the meter's reaction (ended by charger_write)."""
+        if self.react_t is None and self.plugged and self.reg_limit >= 6 and (
+                self.house_w() + self.reg_limit * self.nominal_v * self.phases > self.limit_w()):
+            self.react_t = self.t
 
     def _ev_current(self) -> float:
         if not self.plugged or self.turnoff or self.applied_a < 6 or self.soc >= 100.0:
@@ -434,6 +452,11 @@ class World:
         for i, v in enumerate(values):
             r = reg + i
             if r == 1000:
+                if self.react_t is not None and (
+                        v < 6 or self.house_w() + v * self.nominal_v * self.phases
+                        <= self.limit_w()):
+                    self.reactions.append(round(self.t - self.react_t, 3))
+                    self.react_t = None
                 self.reg_limit = v
                 self.last_limit_write = self.t
                 self.fallback = False
@@ -464,6 +487,7 @@ class World:
             "over_limit_wh": round(self.over_limit_wh, 2),
             "over_limit_em_s": round(self.over_limit_em_s, 1),
             "over_breaker_s": round(self.over_breaker_s, 1),
+            "reactions_s": self.reactions[-500:],
             "ev_energy_wh": round(self.ev_energy_wh, 1),
             "ev_energy_peak_wh": round(self.ev_energy_peak_wh, 1),
             "total_energy_wh": round(self.total_energy_wh, 1),
