@@ -28,6 +28,7 @@ except ImportError:
     _fp = hash
 
 _TO = 0.5       # socket timeout (s) for connect, the rest of a packet, writes
+_DL = 500       # ms: a step that has used this much starts no further blocking read or write
 _N = 24         # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
 _UNC = 15000    # ms a sent setting waits for its own echo before other shadow values win
 
@@ -168,6 +169,7 @@ class Cloud:
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
+        self.t0 = 0             # ticks at the start of the current step
 
     async def run(self):
         while True:
@@ -216,6 +218,8 @@ class Cloud:
                 w(x)
 
     def _rd(self, n):
+        if ticks_diff(ticks_ms(), self.t0) > _DL:
+            raise OSError(0)    # slow trickle: give up the link rather than the watchdog
         d = self.s.read(n)
         if not d or len(d) != n:
             raise OSError(0)    # timeout or closed
@@ -223,7 +227,7 @@ class Cloud:
 
     def _step(self):
         st = self.st
-        now = ticks_ms()
+        now = self.t0 = ticks_ms()
         if not self.b.wifi_ok():
             if self.s or not st.faults & S.F_CLOUD:
                 self._drop(1)
@@ -337,6 +341,8 @@ class Cloud:
             if i < _N and x == self.h[i]:
                 continue
             if go:
+                if ticks_diff(ticks_ms(), self.t0) > _DL:
+                    raise OSError(0)
                 self.s.write(b"," if n else b'{"data":{')
                 self.s.write(f)
                 if i < _N:

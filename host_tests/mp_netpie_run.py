@@ -98,6 +98,7 @@ async def control():
         if p != st.power_w:
             st.power_w = p
             st.ev_power_w = p // 2
+            st.dirty = True
         st.plan = (False, st.now + 7200, 180, 80, 95, st.now + 5400, 100, st.now + 3600, 45.5, 3)
         st.advice = 1
         if n % 5 == 0:

@@ -280,6 +280,7 @@ def cloud():
 
 def send(c):
     """One telemetry write as the Cloud would do it -> data dict (None if nothing changed)."""
+    c.t0 = netpie.ticks_ms()    # start of a Cloud step
     n = c._tele(0)
     if n <= 10:
         return None
