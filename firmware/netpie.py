@@ -13,7 +13,11 @@ import scheduler
 
 try:
     from time import ticks_ms, ticks_diff, ticks_add
+    from micropython import const
 except ImportError:  # CPython imports this module only to test apply()
+    def const(x):
+        return x
+
     def ticks_ms():
         return int(time.monotonic() * 1000)
 
@@ -27,10 +31,10 @@ try:
 except ImportError:
     _fp = hash
 
-_TO = 0.5       # socket timeout (s) for connect, the rest of a packet, writes
-_DL = 500       # ms: a step that has used this much starts no further blocking read or write
-_N = 24         # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
-_UNC = 15000    # ms a sent setting waits for its own echo before other shadow values win
+_TO = 0.5           # socket timeout (s) for connect, the rest of a packet, writes
+_DL = const(500)    # ms: a step that has used this much starts no further blocking read/write
+_N = const(24)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
+_UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 
 
 def _hm(t, z=None):
@@ -176,25 +180,27 @@ class Cloud:
             try:
                 self._step()
             except Exception as e:
-                if not isinstance(e, OSError):
+                # drop the link. OSError(-ms): retry after ms; any other error: after the
+                # growing back-off (2-60 s)
+                ms = 0
+                if isinstance(e, OSError):
+                    if e.args and type(e.args[0]) is int and e.args[0] < 0:
+                        ms = -e.args[0]
+                else:
                     self.st.error = "cloud: " + repr(e)[:40]
-                self._drop(0)
+                if self.s:
+                    try:
+                        self.s.close()
+                    except Exception:
+                        pass
+                self.s = None
+                self.ph = 0
+                self.st.faults |= S.F_CLOUD
+                if not ms:
+                    ms = self.bo
+                    self.bo = min(ms * 2, 60000)
+                self.tr = ticks_add(ticks_ms(), ms)
             await asyncio.sleep_ms(100)
-
-    def _drop(self, ms):
-        # close the connection; next attempt after ms, or after the growing back-off (2-60 s)
-        if self.s:
-            try:
-                self.s.close()
-            except Exception:
-                pass
-        self.s = None
-        self.ph = 0
-        self.st.faults |= S.F_CLOUD
-        if not ms:
-            ms = self.bo
-            self.bo = min(ms * 2, 60000)
-        self.tr = ticks_add(ticks_ms(), ms)
 
     def _pkt(self, b0, *parts):
         # MQTT packet: str parts are length-prefixed strings, bytes go raw, an int n counts n
@@ -229,16 +235,16 @@ class Cloud:
         st = self.st
         now = self.t0 = ticks_ms()
         if not self.b.wifi_ok():
-            if self.s or not st.faults & S.F_CLOUD:
-                self._drop(1)
             self.bo = 2000
+            if self.s or not st.faults & S.F_CLOUD:
+                raise OSError(-1)
             return
         s = self.s
         if not s:
             if ticks_diff(now, self.tr) >= 0:
                 n = self.c["netpie"]
                 if not n["client_id"]:
-                    return self._drop(60000)
+                    raise OSError(-60000)
                 self.tc = self.rx = self.tp = now
                 if self.a is None:
                     self.a = socket.getaddrinfo(n["host"], n["port"])[0][-1]
@@ -283,7 +289,7 @@ class Cloud:
                     st.faults |= S.F_AUTH
                     st.error = "cloud: broker refused the credentials (%d)" % d[1]
                     st.dirty = True
-                    return self._drop(300000)
+                    raise OSError(-300000)
                 st.faults &= ~(S.F_CLOUD | S.F_AUTH)
                 if st.error[:6] == "cloud:":
                     st.error = ""
@@ -337,7 +343,7 @@ class Cloud:
             f = self._val(i)
             if f is None:
                 continue
-            x = _fp(f)
+            x = _fp(f) & 0x3FFFFFFF     # a small int on the ESP8266 too
             if i < _N and x == self.h[i]:
                 continue
             if go:
@@ -500,7 +506,7 @@ class Cloud:
                 if apply(st, self.c, k, v):
                     self.h[i] = None    # rewrite the bad shadow value with ours
                     continue
-                x = _fp(self._val(i))
+                x = _fp(self._val(i)) & 0x3FFFFFFF
                 if x == self.h[i]:
                     self.uc &= ~(1 << i)
                 elif not (self.uc >> i & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
