@@ -8,7 +8,7 @@ SPEED ?=
 SCENARIO ?=
 HEAP ?= 48K
 
-.PHONY: all venv libs test test-fast sim image bench clean
+.PHONY: all venv libs test sim image bench flash check-esp8266 clean
 
 all: test
 
@@ -35,6 +35,13 @@ test: venv libs
 
 sim: venv libs
 	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) --heap $(HEAP)
+
+# flash a NodeMCU: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP8266_GENERIC-FLASH_2M_ROMFS-....bin
+flash: venv libs
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" tools/flash.sh $(if $(PORT),--port $(PORT)) $(if $(FIRMWARE),--firmware $(FIRMWARE))
+
+check-esp8266: venv libs
+	$(VPY) tools/build_image.py --check
 
 bench: venv libs
 	$(VPY) -m bench.run_all

@@ -1,4 +1,5 @@
-# Wires the meter together and starts its asyncio tasks; the logic lives in the modules.
+# The meter application (imported by main.py): wires the modules together and starts the asyncio
+# tasks; the logic lives in the modules.
 #   control  1 s    PZEM + charger over the bus, allocation, relays, plan, metering (control.py)
 #   persist  1 s    store checkpoints (control.Persist)
 #   display  2 s    OLED pages (oled.py)
@@ -45,7 +46,7 @@ async def _watchdog(ctl):
         await asyncio.sleep_ms(500)
 
 
-def main():
+def run():
     if board.safe_mode():
         print("safe mode: REPL kept, meter not started")
         return
@@ -96,9 +97,3 @@ async def _run(cfg, st, seq, bad):
         seq, bad, gc.mem_alloc(), gc.mem_free()))
     await _watchdog(ctl)
 
-
-try:
-    main()
-except Exception as e:      # noqa: BLE001 - anything unexpected: log it and restart clean
-    sys.print_exception(e)
-    board.reset()

@@ -111,6 +111,7 @@ def validate(cfg):
     if not isinstance(loads, list) or len(loads) > 8:
         raise ValueError("loads: want a list of up to 8 loads")
     names = []
+    pins = []
     for i, ld in enumerate(loads):
         f = "loads[%d]" % i
         if not isinstance(ld, dict):
@@ -120,9 +121,10 @@ def validate(cfg):
             raise ValueError(f + ".name: want a unique name of 1-16 chars without '/'")
         names.append(n)
         p = ld.get("pin")
-        if not isinstance(p, int) or isinstance(p, bool) or p not in (2, 12, 14, 16):
-            # 13/15 are the bus, 4/5 the OLED, 0 the safe-mode button
-            raise ValueError(f + ".pin: want a free GPIO: 2, 12, 14 or 16")
+        if not isinstance(p, int) or isinstance(p, bool) or p not in (12, 14, 16) or p in pins:
+            # 13/15 are the bus, 4/5 the OLED, 0 the safe-mode button, 2 the LED
+            raise ValueError(f + ".pin: want a free, unused GPIO: 12, 14 or 16")
+        pins.append(p)
         w = ld.get("rated_w")
         if not isinstance(w, int) or isinstance(w, bool) or not 0 <= w <= 20000:
             raise ValueError(f + ".rated_w: want an integer 0..20000")

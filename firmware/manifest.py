@@ -12,6 +12,7 @@ include("$(PORT_DIR)/boards/ESP8266_GENERIC/manifest_2MiB.py")
 # The meter (paths are relative to this file). Keep in step with firmware/*.py:
 # host_tests/test_deploy.py checks that every module but boot.py and main.py is listed.
 for _name in (
+    "app",
     "board",
     "clock",
     "config",
