@@ -1,6 +1,6 @@
 # The meter application (imported by main.py): wires the modules together and starts the asyncio
 # tasks; the logic lives in the modules.
-#   control  1 s    PZEM + charger over the bus, allocation, relays, plan, metering (control.py)
+#   control  0.5 s  PZEM + charger over the bus, allocation, relays, plan, metering (control.py)
 #   persist  1 s    store checkpoints (control.Persist)
 #   display  2 s    OLED pages (oled.py)
 #   cloud           NETPIE telemetry and commands (netpie.py), never awaited by control

@@ -1,4 +1,4 @@
-# The control tick, once a second: read the PZEM and the charger over the shared bus, turn
+# The control tick, twice a second: read the PZEM and the charger over the shared bus, turn
 # readings + user settings into a charger current (scheduler.allocate), relay states, advice and
 # the plan, and account the energy (meter). This is the one place limits are enforced; cloud
 # commands only change settings in the State. A second coroutine checkpoints the store.
@@ -13,6 +13,7 @@ GUARD_S = 30        # pause this long before a peak window: a charger takes seco
 KEEPALIVE_S = 10    # re-send the current so the charger's communication timeout never trips
 PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
+PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
 
 
 class Control:
@@ -26,6 +27,7 @@ class Control:
         self.last = board.ticks_ms()
         self.pend_ms = 0            # time since the last good PZEM reading
         self.sent_s = -KEEPALIVE_S  # when the charger current was last written
+        self.up_s = -1              # when it was last raised
         self.plan_s = -PLAN_S
         self.sig = -1               # what the cloud/OLED show, packed; change -> st.dirty
         self.psig = None            # settings the plan was made with
@@ -132,7 +134,11 @@ class Control:
                    or (not emerg and soon) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
                                                  self.ok_since, ch, blocked)
+        if amps > st.ev_current_a and t_s == self.up_s:
+            amps = st.ev_current_a          # increases at most once a second (ramp is per s)
         if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
+            if amps > st.ev_current_a:
+                self.up_s = t_s
             if await evse.set_current(self.bus, ch["addr"], amps):
                 st.ev_current_a = amps
                 self.sent_s = t_s
@@ -188,7 +194,7 @@ class Control:
             t0 = self.b.ticks_ms()
             await self.tick()
             used = self.b.ticks_diff(self.b.ticks_ms(), t0)
-            await self.b.sleep(1000 - used if used < 950 else 50)
+            await self.b.sleep(PERIOD_MS - used if used < PERIOD_MS - 50 else 50)
 
 
 class Persist:
