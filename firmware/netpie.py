@@ -506,11 +506,17 @@ class Cloud:
                 if apply(st, self.c, k, v):
                     self.h[i] = None    # rewrite the bad shadow value with ours
                     continue
-                x = _fp(self._val(i)) & 0x3FFFFFFF
+                y = self._val(i)
+                x = _fp(y) & 0x3FFFFFFF
+                y = y == ('"%s":%s' % (k, json.dumps(v))).encode()   # in our own form?
                 if x == self.h[i]:
-                    self.uc &= ~(1 << i)
+                    self.uc &= ~(1 << i)    # our own value: the echo we waited for
+                    if not y:
+                        self.h[i] = None    # same value as "on", 450...: rewrite it our way
                 elif not (self.uc >> i & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
-                    self.h[i] = x       # someone else's value; the shadow holds it already
+                    # someone else's value: taken. Held by the shadow in our form: not written
+                    # again, else the canonical form replaces it
+                    self.h[i] = x if y else None
                     self.uc &= ~(1 << i)
                     continue
                 st.target_min, st.emergency, st.choice, st.error, st.dirty = old

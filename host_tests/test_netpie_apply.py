@@ -347,11 +347,18 @@ def test_own_echo_never_undoes_a_newer_command():
     c._msg(body("@shadow/data/updated", {"data": {"target": "06:00"}}), 0x30)
     assert st.target_min == 480
     c._msg(body("@shadow/data/updated", {"data": {"target": "08:00"}}), 0x30)  # our echo
-    assert c.uc & 1 == 0
+    assert c.uc == 6
+    c._msg(body("@shadow/data/updated", {"data": {"emergency": False, "choice": "accept"}}),
+           0x30)
+    assert c.uc == 0
     # now a dashboard writeShadow wins, and the device does not write it back
     c._msg(body("@shadow/data/updated", {"data": {"target": "09:15"}}), 0x30)
     assert st.target_min == 555 and st.error == ""
     assert "target" not in (send(c) or {})
+    # a value in another accepted form is taken and written back in the device's form
+    c._msg(body("@shadow/data/updated", {"data": {"target": 600, "emergency": "on"}}), 0x30)
+    assert st.target_min == 600 and st.emergency is True
+    assert send(c) == {"target": "10:00", "emergency": True}
 
 
 def test_echo_does_not_clear_error_and_bad_shadow_value_is_rewritten():
