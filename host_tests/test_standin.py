@@ -314,3 +314,37 @@ def test_cli_runs_until_sigterm(tmp_path):
 def test_example_credentials_file_loads():
     devs, dash = ns.load_devices(os.path.join(ROOT, "tools", "netpie_devices.example.json"))
     assert devs[0]["alias"] == "meter" and dash[0]["devices"] == ["meter"]
+
+
+def test_dashboard_cli(si, tmp_path):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(DEVICES))
+    m = Cl(si.port, "meter-1", DEV_SUBS).ready()
+    m.pub("@shadow/data/update", {"data": {"power_w": 5200, "house_w": 1200, "target": "07:30",
+                                           "faults": ["clock"], "plan": None}})
+    m.get("@shadow/data/updated")
+    cli = [sys.executable, os.path.join(ROOT, "tools", "dashboard.py"), "--port", str(si.port),
+           "--devices", str(dev)]
+
+    def run(*a):
+        r = subprocess.run(cli + list(a), capture_output=True, text=True, timeout=20)
+        assert r.returncode == 0, r.stderr
+        return r.stdout
+
+    out = run("show")
+    assert "5200 W" in out and "target 07:30" in out and "faults      clock" in out
+    assert json.loads(run("get"))["data"]["power_w"] == 5200
+    run("send", "target", "06:30")
+    assert m.get("@msg/meter/target") == b"06:30"
+    run("send", "dr", '{"limit_w":3000,"minutes":30}')
+    assert m.get("@msg/meter/dr") == {"limit_w": 3000, "minutes": 30}
+    run("send", "--shadow", "load/ac", "off")
+    assert m.get("@shadow/data/updated")["data"] == {"load": {"ac": "off"}}
+    run("send", "--shadow", "reset_ev_soc", "40")
+    assert m.get("@shadow/data/updated")["data"] == {"reset_ev_soc": 40}
+    w = subprocess.Popen(cli + ["watch", "--seconds", "2.5"], stdout=subprocess.PIPE, text=True)
+    time.sleep(1.0)
+    m.pub("@shadow/data/update", {"data": {"power_w": 4100}})
+    out, _ = w.communicate(timeout=10)
+    assert '"power_w": 4100' in out
+    m.close()
