@@ -64,6 +64,8 @@ def apply(st, cfg, name, p):
         if len(p) > 128:
             raise OverflowError
         v = p.strip().lower()
+        if len(v.encode()) != len(v):
+            v = "\0"           # ASCII only (CPython's isdigit/int/float take other digits)
         onoff = ("off", "on", "false", "true", "0", "1")
         if name == "target":
             e = "want HH:MM, 0-1439 or -1"
@@ -319,7 +321,8 @@ class Cloud:
             s.write(b"\xc0\0")
         if ph < 4:
             return
-        self.bo = 2000
+        if dt > 30000:
+            self.bo = 2000          # a session that lasted: next drop retries quickly
         t = st.now or now // 1000
         if t < self.tw:             # clock stepped back
             self.tw = t - 10

@@ -426,3 +426,40 @@ def test_connect_packet_bytes():
     c.s.out = bytearray()
     c._pkt(0x30, "t", 200)
     assert bytes(c.s.out) == b"\x30\xcb\x01\0\1t"    # remaining length 203 as a varint
+
+
+def test_same_answers_on_micropython(tmp_path):
+    """The command table and a few hundred odd payloads give the same result on the unix port
+    (what the ESP8266 runs) as on CPython."""
+    import random
+    import subprocess
+    from conftest import micropython_bin
+    r = random.Random(7)
+    cases = [[n, p if not isinstance(p, bytes) else p.decode("latin-1"),
+              "b" if isinstance(p, bytes) else ""] for n, p, _ in GOOD + BAD]
+    odd = ["1e3", "nan", "inf", "-0", "0x10", "1_0", " 12 ", "12 %", "5%%", "07:30 ", "7:5",
+           "00:00", "23:59", "on ", "TRUE", "Shed", "{}", '{"limit_w":1,"minutes":1}',
+           '{"limit_w":1.0,"minutes":1}', "٣", "²", "ｏｎ", "\t1", "", " ", "+1", "1.", ".5"]
+    for n in ("target", "emergency", "choice", "trip", "dr", "reset_ev_soc", "load/ac"):
+        cases += [[n, p, ""] for p in odd]
+    for _ in range(300):
+        cases.append([r.choice(NAMES), r.choice(odd + ["".join(
+            r.choice("0123456789:%.-+ onfae{}\"") for _ in range(r.randrange(6)))]), ""])
+    cp = tmp_path / "cases.json"
+    cp.write_text(json.dumps(cases))
+    env = dict(os.environ, MICROPYPATH=FIRMWARE + ":.frozen")
+    here = os.path.dirname(os.path.abspath(__file__))
+    out = subprocess.run([micropython_bin(), os.path.join(here, "mp_netpie_apply.py"),
+                          os.path.join(FIRMWARE, "config.json.example"), str(cp)],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    mp = [json.loads(x) for x in out.stdout.splitlines()]
+    assert len(mp) == len(cases)
+    for (name, p, kind), got in zip(cases, mp):
+        st = S.State(len(CFG["loads"]))
+        st.now = 1795600000
+        st.loads[0] = 1
+        pp = p.encode("latin-1") if kind == "b" else p
+        want = [netpie.apply(st, CFG, name, pp), st.target_min, st.emergency, st.choice,
+                list(st.loads), st.trip_soc_pct, st.dr_limit_w, st.dr_until, st.start_soc_pct]
+        assert got == want, (name, p)
