@@ -348,3 +348,32 @@ def test_dashboard_cli(si, tmp_path):
     out, _ = w.communicate(timeout=10)
     assert '"power_w": 4100' in out
     m.close()
+
+
+def test_defaults_and_dashboard_client():
+    """start_standin(port) alone: the example credentials, a temporary state dir, .meter and a
+    dashboard client whose "@msg/<topic>" publishes reach the meter (sim/run.py uses this)."""
+    last = None
+    for b in backends():
+        try:
+            s = ns.start_standin(ns.free_port(), backend=b)
+            break
+        except Exception as e:
+            last = e
+    else:
+        pytest.skip("no MQTT broker (%r)" % last)
+    try:
+        dev = s.meter
+        m = Cl(s.port, dev["client_id"], DEV_SUBS, cred=(dev["token"], dev["secret"])).ready()
+        d = s.dashboard_client()
+        d.publish("@msg/meter/target", "07:30")
+        assert m.get("@msg/meter/target") == b"07:30"
+        d.publish("writeShadow/meter", json.dumps({"target": "06:00"}))
+        assert m.get("@shadow/data/updated")["data"] == {"target": "06:00"}
+        d.disconnect()
+        d.loop_stop()
+        m.close()
+        state_dir = s.state_dir
+    finally:
+        s.stop()
+    assert not os.path.exists(state_dir)

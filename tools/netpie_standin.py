@@ -114,8 +114,13 @@ async def _read_pkt(r):
     return b0, (await r.readexactly(n) if n else b"")
 
 
-def load_devices(path_or_dict):
-    d = path_or_dict
+EXAMPLE_DEVICES = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                               "netpie_devices.example.json")
+
+
+def load_devices(path_or_dict=None):
+    """(devices, dashboards) from a credentials file or dict (None: the example file)."""
+    d = EXAMPLE_DEVICES if path_or_dict is None else path_or_dict
     if not isinstance(d, dict):
         with open(d) as f:
             d = json.load(f)
@@ -128,13 +133,16 @@ def load_devices(path_or_dict):
 
 
 class Standin:
-    def __init__(self, port, devices, state_dir, updated="delta", backend="auto",
+    def __init__(self, port, devices=None, state_dir=None, updated="delta", backend="auto",
                  host="127.0.0.1", log=None):
         self.port = port
         self.host = host
-        self.state_dir = state_dir
-        os.makedirs(state_dir, exist_ok=True)
+        self.own_state = state_dir is None
+        self.state_dir = state_dir or tempfile.mkdtemp(prefix="netpie-state-")
+        os.makedirs(self.state_dir, exist_ok=True)
         self.devs, self.dashs = load_devices(devices)
+        self.meter = self.devs[0] if self.devs else None      # the first device's credentials
+        self.dashboard = self.dashs[0] if self.dashs else None
         self.by_cid = {e["client_id"]: e for e in self.devs}
         self.by_alias = {e["alias"]: e for e in self.devs}
         self.updated_mode = updated
@@ -230,7 +238,10 @@ class Standin:
                         "topic readwrite x/%s/#" % e["client_id"],
                         "topic readwrite g/%s/@msg/#" % e["group"], ""]
             for e in self.dashs:
-                acl += ["user %s" % e["token"], "topic readwrite dash/#", ""]
+                acl += ["user %s" % e["token"], "topic readwrite dash/#"]
+                acl += ["topic readwrite g/%s/@msg/#" % g for g in sorted(
+                    {self.by_alias[a]["group"] for a in e.get("devices", [])
+                     if a in self.by_alias})] + [""]
             ap = os.path.join(self.tmp, "acl")
             with open(ap, "w") as f:
                 f.write("\n".join(acl) + "\n")
@@ -439,6 +450,12 @@ class Standin:
             if t.startswith("@"):
                 return "d/%s/%s" % (e["client_id"], t)
             return "x/%s/%s" % (e["client_id"], t)
+        if t.startswith("@msg/"):
+            # a dashboard's publishMsg: into the group of its (first) device
+            for a in e.get("devices", []):
+                if a in self.by_alias:
+                    return "g/%s/%s" % (self.by_alias[a]["group"], t)
+            return None
         verb, _, rest = t.partition("/")
         alias = rest.split("/", 1)[0]
         if verb not in ("writeShadow", "publishMsg", "shadow", "status"):
@@ -453,7 +470,24 @@ class Standin:
                 if t.startswith(p):
                     return t[len(p):]
             return t
+        if t.startswith("g/"):
+            return t.split("/", 2)[2]
         return t[5:] if t.startswith("dash/") else t
+
+    def dashboard_client(self, index=0):
+        """A connected paho client with dashboard credential `index` (loop running): publish
+        "@msg/<topic>" (NETPIE publishMsg), "writeShadow/<alias>", "publishMsg/<alias>/<t>"."""
+        d = self.dashs[index]
+        c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=d["client_id"])
+        c.username_pw_set(d["token"], d["secret"])
+        ok = threading.Event()
+        c.on_connect = lambda *a: ok.set()
+        c.connect("127.0.0.1", self.port, 30)
+        c.loop_start()
+        if not ok.wait(5):
+            c.loop_stop()
+            raise RuntimeError("dashboard client did not connect")
+        return c
 
     async def _client(self, r, w):
         self.conns.add(w)
@@ -656,6 +690,9 @@ class Standin:
         if self.tmp:
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
+        if self.own_state:
+            shutil.rmtree(self.state_dir, ignore_errors=True)
+            self.own_state = False
 
     def __enter__(self):
         return self
@@ -664,9 +701,12 @@ class Standin:
         self.stop()
 
 
-def start_standin(port, devices, state_dir, updated="delta", backend="auto", log=None):
-    """Start a stand-in on 127.0.0.1:port; devices = credentials file path or dict. Returns the
-    running Standin (call .stop(); also a context manager)."""
+def start_standin(port, devices=None, state_dir=None, updated="delta", backend="auto",
+                  log=None):
+    """Start a stand-in on 127.0.0.1:port; devices = credentials file path or dict (None: the
+    example file), state_dir None = a temporary dir removed by stop(). Returns the running
+    Standin (.stop(), .shadow(alias), .stats(), .meter, .dashboard_client(); a context
+    manager)."""
     return Standin(port, devices, state_dir, updated, backend, log=log).start()
 
 
