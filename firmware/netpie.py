@@ -479,13 +479,47 @@ class Cloud:
             return
         if g and self.ph == 3:
             self.ph = 4
-        if len(d) > 2048 or b'"data"' not in d:
-            return
-        d = json.loads(d).get("data")
-        if type(d) is not dict:
-            return
-        for k in d:
-            v = d[k]
+        # Walk the members of "data" in the raw bytes and json-parse only the values of
+        # command fields: the full shadow (own telemetry) is never built as objects
+        j = d.find(b'"data"')
+        m = d.find(b"{", j) if j >= 0 else -1
+        if m < 0 or d[j + 6:m].strip() != b":":
+            return              # no "data" object
+        j = m
+        m = j + 1               # start of the current member
+        dep = q = e = 0         # nesting depth, inside a string, after a backslash
+        for i in range(j, len(d)):
+            c = d[i]
+            if q:
+                if e:
+                    e = 0
+                elif c == 92:
+                    e = 1
+                elif c == 34:
+                    q = 0
+                continue
+            if not dep and i > j:
+                break           # end of "data"
+            if c == 34:
+                q = 1
+                continue
+            if c == 123 or c == 91:
+                dep += 1
+                continue
+            if c != 44 and c != 125 and c != 93:
+                continue
+            x = dep == 1 and c != 93 and i > m      # a member of "data" ends here
+            if c != 44:
+                dep -= 1
+            if not x:
+                continue
+            x = d[m:i].strip()
+            m = i + 1
+            k = x[1:x.find(b'"', 1)].decode()
+            if k not in ("target", "emergency", "choice", "load", "trip", "dr",
+                         "reset_ev_soc"):
+                continue
+            v = json.loads(x[len(k) + 2:].strip()[1:])
             if v is None:
                 continue
             if k == "load":
@@ -504,22 +538,22 @@ class Cloud:
                 # own-echo rule (docs/netpie.md): a value equal to what this device sent last
                 # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
                 # always in a get response after a reconnect) other values are stale echoes
-                i = ("target", "emergency", "choice").index(k)
+                n = ("target", "emergency", "choice").index(k)
                 old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
                 if apply(st, self.c, k, v):
-                    self.h[i] = None    # rewrite the bad shadow value with ours
+                    self.h[n] = None    # rewrite the bad shadow value with ours
                     continue
-                y = self._val(i)
+                y = self._val(n)
                 x = _fp(y) & 0x3FFFFFFF
                 y = y == ('"%s":%s' % (k, json.dumps(v))).encode()   # in our own form?
-                if x == self.h[i]:
-                    self.uc &= ~(1 << i)    # our own value: the echo we waited for
+                if x == self.h[n]:
+                    self.uc &= ~(1 << n)    # our own value: the echo we waited for
                     if not y:
-                        self.h[i] = None    # same value as "on", 450...: rewrite it our way
-                elif not (self.uc >> i & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
+                        self.h[n] = None    # same value as "on", 450...: rewrite it our way
+                elif not (self.uc >> n & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
                     # someone else's value: taken. Held by the shadow in our form: not written
                     # again, else the canonical form replaces it
-                    self.h[i] = x if y else None
-                    self.uc &= ~(1 << i)
+                    self.h[n] = x if y else None
+                    self.uc &= ~(1 << n)
                     continue
                 st.target_min, st.emergency, st.choice, st.error, st.dirty = old

@@ -463,3 +463,33 @@ def test_same_answers_on_micropython(tmp_path):
         want = [netpie.apply(st, CFG, name, pp), st.target_min, st.emergency, st.choice,
                 list(st.loads), st.trip_soc_pct, st.dr_limit_w, st.dr_until, st.start_soc_pct]
         assert got == want, (name, p)
+
+
+def test_shadow_scan_only_top_level_command_fields():
+    c, st = cloud()
+    st.emergency = True
+    raw = (b'{"rev": 3, "deviceid": "d", "data": {"energy_today_wh": {"emergency": 5, '
+           b'"target": "01:00"}, "error": "x}\\"{,\\\\", "plan": {"emergency": {"soc_pct": 1},'
+           b' "trip_ok": [true, {"a": "]"}]}, "advice": ["a,b", "}"], "emergency" : false ,'
+           b'"target":"06:00"}, "later": {"choice": "shed", "target": "02:00"}}')
+    json.loads(raw)     # valid JSON
+    c._msg(body("@shadow/data/updated", raw), 0x30)
+    assert (st.emergency, st.target_min, st.choice) == (False, 360, 0)
+    # compact and pretty forms, big payloads
+    for dump in (lambda o: json.dumps(o, separators=(",", ":")),
+                 lambda o: json.dumps(o, indent=2)):
+        c, st = cloud()
+        data = {"plan": {"emergency": {"full_at": "01:00"}}, "choice": "emergency",
+                "dr": {"limit_w": 1000, "minutes": 5}, "load": {"ac": "off", "x": None},
+                "pad": "y" * 900}
+        c._msg(body("@shadow/data/updated", dump({"deviceid": "d", "data": data}).encode()),
+               0x30)
+        assert (st.choice, st.dr_limit_w, st.loads[0]) == (2, 1000, 0), st.error
+    for junk in (b'{"data": {', b'{"data": {"target": }', b'{"data": {"target": "06:00"',
+                 b'{"data"', b'"data": [1, {"target": "05:00"}]'):
+        c, st = cloud()
+        try:
+            c._msg(body("@shadow/data/updated", junk), 0x30)
+        except ValueError:
+            pass    # _step turns this into "cloud: bad message ..."
+        assert st.target_min in (-1, 360)
