@@ -513,13 +513,16 @@ class Cloud:
                 dep -= 1
             if not x:
                 continue
-            x = d[m:i].strip()
+            x = d.find(b'"', m)                 # the member's key, without copying it
+            k = d.find(b'"', x + 1)
             m = i + 1
-            k = x[1:x.find(b'"', 1)].decode()
+            if k - x not in (3, 5, 7, 10, 13):  # no command name has this length
+                continue
+            k = d[x + 1:k].decode()
             if k not in ("target", "emergency", "choice", "load", "trip", "dr",
                          "reset_ev_soc"):
                 continue
-            v = json.loads(x[len(k) + 2:].strip()[1:])
+            v = json.loads(d[x + len(k) + 2:i].strip()[1:])
             if v is None:
                 continue
             if k == "load":
