@@ -360,7 +360,7 @@ class FakeBroker:
 @pytest.mark.parametrize("mode", ["silent", "partial"])
 def test_misbehaving_broker_never_blocks(tmp_path, mode):
     fb = FakeBroker(mode)
-    mp = MP(tmp_path, cfg_for(fb.port), mode)
+    mp = MP(tmp_path, cfg_for(fb.port), mode + "-broker")
     try:
         if mode == "silent":
             mp.wait(lambda r: r["steps"] > 70, 12, "7 s of steps")   # CONNACK deadline 5 s
