@@ -168,7 +168,7 @@ class Cloud:
         self.ph = 0             # 0 idle, 1 CONNECT sent, 2 SUBSCRIBE sent, 3 get sent, 4 ready
         self.bo = 2000          # next back-off (ms)
         self.tr = ticks_ms()    # ticks of the next connect attempt
-        self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx, ping, sent setting
+        self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx/ping, setting sent
         self.ka = cfg["netpie"].get("keepalive", 30)      # MQTT keepalive (s)
         self.h = [None] * _N    # fingerprint of each field as last sent (or held by the shadow)
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)

@@ -1,4 +1,4 @@
-# Runs under the MicroPython unix port (MICROPYPATH=firmware:build/lib:.frozen): netpie.Cloud against a
+# Runs under the MicroPython unix port (MICROPYPATH=firmware:.frozen): netpie.Cloud against a
 # broker, with a fake board and a State a fake control task keeps changing. Driven by
 # host_tests/test_netpie_mp.py.
 #   micropython mp_netpie_run.py CONFIG.json CONTROL.json

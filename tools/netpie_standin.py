@@ -19,7 +19,7 @@ operations per device (stats.json in the state dir).
 Dashboard credentials (the "dashboards" list) get NETPIE's dashboard actions as topics:
     publish  writeShadow/<alias>            payload: JSON object merged into the shadow
     publish  publishMsg/<alias>/<topic>     payload: text, device receives @msg/<topic>
-    subscribe shadow/<alias>                retained full shadow {"deviceid","data","rev","modified"}
+    subscribe shadow/<alias>                retained {"deviceid","data","rev","modified"}
     subscribe status/<alias>                retained "1" online / "0" offline
 See docs/netpie.md. CLI:
     python tools/netpie_standin.py --port 18830 --devices FILE --state-dir DIR
