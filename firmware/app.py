@@ -1,7 +1,7 @@
 # The meter application (imported by main.py): wires the modules together and starts the asyncio
 # tasks; the logic lives in the modules.
 #   control  0.5 s  PZEM + charger over the bus, allocation, relays, plan, metering (control.py)
-#   persist  1 s    store checkpoints (control.Persist)
+#   persist  1 s    store checkpoints (Control.persist)
 #   display  2 s    OLED pages (oled.py)
 #   cloud           NETPIE telemetry and commands (netpie.py), never awaited by control
 #   clock    hourly NTP (clock.py)
@@ -26,6 +26,7 @@ async def _watchdog(ctl):
     seen = -1
     late = 0
     n = 0
+    faults = -1
     while True:
         # feed only while the control task makes progress: a hung loop resets the board
         if ctl.ticks != seen:
@@ -35,11 +36,14 @@ async def _watchdog(ctl):
             late += 1
         if late < 10:
             board.feed()
+        elif late > 20:
+            board.reset()           # the hardware WDT should have fired already
         n += 1
-        if n % 20 == 0:
+        st = ctl.st
+        if n % 20 == 0 or st.faults != faults:
+            faults = st.faults
             gc.collect()
             gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
-            st = ctl.st
             board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,"f":%d}' % (
                 st.now, gc.mem_alloc(), gc.mem_free(), st.power_w, st.ev_current_a,
                 st.ev_soc_pct, st.faults))
@@ -62,7 +66,8 @@ def run():
             oled.fatal(fb, "CONFIG " + str(e))
         board.report('{"fatal":"%s"}' % str(e).replace('"', "'"))
         return
-    del sys.modules["config"]       # needed only at boot
+    del config                      # needed only at boot: free its code
+    del sys.modules["config"]
     gc.collect()
     import meter
     import state
@@ -78,10 +83,11 @@ def run():
 
 async def _run(cfg, st, seq, bad):
     import control
+    import meter
     import modbus
     ctl = control.Control(cfg, st, modbus.Bus(board.uart()), board)
     asyncio.create_task(ctl.run())
-    asyncio.create_task(control.Persist(st, board, seq if seq > 0 else 0).run())
+    asyncio.create_task(ctl.persist(seq if seq > 0 else 0))
     fb = board.display()
     if fb:
         asyncio.create_task(_display(fb, st, cfg))
@@ -93,7 +99,7 @@ async def _run(cfg, st, seq, bad):
         asyncio.create_task(netpie.Cloud(cfg, st, board).run())
     board.watchdog()
     gc.collect()
-    board.report('{"boot":1,"seq":%d,"bad_slots":%d,"heap":%d,"free":%d}' % (
-        seq, bad, gc.mem_alloc(), gc.mem_free()))
+    board.report('{"boot":1,"seq":%d,"bad_slots":%d,"wh":%d,"heap":%d,"free":%d}' % (
+        seq, bad, st.counters[meter.C_TOTAL], gc.mem_alloc(), gc.mem_free()))
     await _watchdog(ctl)
 

@@ -1,7 +1,7 @@
 # The control tick, twice a second: read the PZEM and the charger over the shared bus, turn
 # readings + user settings into a charger current (scheduler.allocate), relay states, advice and
 # the plan, and account the energy (meter). This is the one place limits are enforced; cloud
-# commands only change settings in the State. A second coroutine checkpoints the store.
+# commands only change settings in the State. A second coroutine (persist) checkpoints the store.
 import evse
 import meter
 import pzem
@@ -63,7 +63,8 @@ class Control:
             st.pzem_misses += 1
         if st.pzem_misses >= 3:
             faults |= S.F_PZEM
-        volt = st.voltage_dv // 10 if st.voltage_dv >= 900 else cfg["voltage_v"]
+        # volts rounded up: amps = watts / volts must never come out too high
+        volt = (st.voltage_dv + 9) // 10 if st.voltage_dv >= 900 else cfg["voltage_v"]
         if e:
             st.ev_misses = 0
             was = st.ev_state
@@ -189,44 +190,34 @@ class Control:
             st.dirty = True
         self.ticks += 1
 
+    async def persist(self, seq):
+        """Task: checkpoint counters + settings to the store (the older of its two slots) when
+        10 Wh have accrued, when a setting changed, and at least every 60 s while energy flows.
+        A failed write (flash full or failing) is retried the next second."""
+        st = self.st
+        b = self.b
+        wh0 = -1
+        at = b.ticks_ms()
+        sig0 = None
+        while True:
+            await b.sleep(1000)
+            wh = st.counters[meter.C_TOTAL]
+            sig = (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
+                   st.dr_limit_w, st.dr_until, bytes(st.loads))
+            if (wh0 >= 0 and wh - wh0 >= 10 or sig != sig0
+                    or (wh != wh0 and b.ticks_diff(b.ticks_ms(), at) >= 60000)):
+                try:
+                    store.save(b.STORE, seq + 1, st)
+                except OSError:
+                    continue
+                seq += 1
+                wh0 = wh
+                sig0 = sig
+                at = b.ticks_ms()
+
     async def run(self):
         while True:
             t0 = self.b.ticks_ms()
             await self.tick()
             used = self.b.ticks_diff(self.b.ticks_ms(), t0)
             await self.b.sleep(PERIOD_MS - used if used < PERIOD_MS - 50 else 50)
-
-
-class Persist:
-    # checkpoint the counters and settings: when 10 Wh have accrued, when settings change, and
-    # at least every 60 s while energy flows; each write goes to the older of two slots
-    def __init__(self, st, board, seq):
-        self.st = st
-        self.b = board
-        self.seq = seq
-        self.wh = -1
-        self.at = board.ticks_ms()
-        self.sig = None
-
-    def sig_now(self):
-        st = self.st
-        return (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
-                st.dr_limit_w, st.dr_until, bytes(st.loads))
-
-    async def run(self):
-        while True:
-            await self.b.sleep(1000)
-            wh = self.st.counters[meter.C_TOTAL]
-            sig = self.sig_now()
-            age = self.b.ticks_diff(self.b.ticks_ms(), self.at)
-            if (self.wh >= 0 and wh - self.wh >= 10 or sig != self.sig
-                    or (wh != self.wh and age >= 60000)):
-                self.seq += 1
-                try:
-                    store.save(self.b.STORE, self.seq, self.st)
-                except OSError:
-                    self.seq -= 1           # flash full or failing: try again next second
-                    continue
-                self.wh = wh
-                self.sig = sig
-                self.at = self.b.ticks_ms()

@@ -7,6 +7,8 @@ import board
 
 try:
     app.run()
+except KeyboardInterrupt:   # ^C (safe mode REPL) or SIGINT on the host: stop quietly
+    print("meter stopped")
 except Exception as e:      # noqa: BLE001 - anything unexpected: log it and restart clean
     sys.print_exception(e)
     board.reset()

@@ -38,19 +38,6 @@ def new():
     return c
 
 
-def month_key(day):
-    """Days since 1970-01-01 -> year * 12 + month - 1 (proleptic Gregorian, pure integers)."""
-    z = day + 719468
-    era = z // 146097
-    doe = z - era * 146097
-    yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
-    doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
-    mp = (5 * doy + 2) // 153
-    m = mp + 3 if mp < 10 else mp - 9
-    y = yoe + era * 400 + (1 if m <= 2 else 0)
-    return y * 12 + m - 1
-
-
 def roll(c, local_s):
     """Start new day/month counters when the local date moves forward. A clock that jumps back
     never clears anything: billing data does not go backwards."""
@@ -59,20 +46,19 @@ def roll(c, local_s):
         if c[C_DAY] >= 0:
             c[C_DAY_OFF] = c[C_DAY_PEAK] = c[C_DAY_EM] = c[C_DAY_EV] = 0
         c[C_DAY] = day
-        mon = month_key(day)
+        # days since 1970 -> year * 12 + month - 1 (proleptic Gregorian, integers only)
+        z = day + 719468
+        era = z // 146097
+        doe = z - era * 146097
+        yoe = (doe - doe // 1460 + doe // 36524 - doe // 146096) // 365
+        doy = doe - (365 * yoe + yoe // 4 - yoe // 100)
+        mp = (5 * doy + 2) // 153
+        m = mp + 3 if mp < 10 else mp - 9
+        mon = (yoe + era * 400 + (1 if m <= 2 else 0)) * 12 + m - 1
         if mon > c[C_MON]:
             if c[C_MON] >= 0:
                 c[C_MON_OFF] = c[C_MON_PEAK] = c[C_MON_EM] = c[C_MON_EV] = 0
             c[C_MON] = mon
-
-
-def _put(c, tariff, ev, wh):
-    c[C_DAY_OFF + tariff] += wh
-    c[C_MON_OFF + tariff] += wh
-    c[C_TOTAL] += wh
-    if ev:
-        c[C_DAY_EV] += wh
-        c[C_MON_EV] += wh
 
 
 def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
@@ -109,8 +95,14 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
     h -= h_wh * _WMS_PER_WH
     # a stuck register must not build an unbounded debt: forgive beyond 10 Wh
     c[C_ACC_H] = h if h > -10 * _WMS_PER_WH else -10 * _WMS_PER_WH
-    _put(c, t, False, h_wh)
-    _put(c, T_EM if emergency else t, True, ev_wh)
+    c[C_DAY_OFF + t] += h_wh
+    c[C_MON_OFF + t] += h_wh
+    t = T_EM if emergency else t
+    c[C_DAY_OFF + t] += ev_wh
+    c[C_MON_OFF + t] += ev_wh
+    c[C_DAY_EV] += ev_wh
+    c[C_MON_EV] += ev_wh
+    c[C_TOTAL] += h_wh + ev_wh
 
 
 def bill(c, cfg, month):

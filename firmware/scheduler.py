@@ -113,15 +113,6 @@ def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok):
     return (reach if reach < 100 else 99), -1, need_s, got * power_w // 3600
 
 
-def _ev_w(room_w, c, volt_v):
-    # charging power the allocation would settle at with room_w of headroom
-    per_a = volt_v * c["phases"]
-    a = room_w // per_a if room_w > 0 else 0
-    if a > c["max_a"]:
-        a = c["max_a"]
-    return a * per_a if a >= c["min_a"] else 0
-
-
 def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
     """Can the EV be full by the next `target_min` (local minute of day)?
 
@@ -143,9 +134,16 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
     eff = cfg["_eff_pct"]
     need = (100 - soc) * cap // 100 if soc < 100 else 0
     lim = cfg["sanctioned_w"]
-    a = _case(t, end, win, need, cap, soc, _ev_w(lim - house_w, c, v), eff, False)
-    s = _case(t, end, win, need, cap, soc, _ev_w(lim - house_w + shed_w, c, v), eff, False)
-    e = _case(t, end, win, need, cap, soc, _ev_w(cfg["breaker_w"] - house_w, c, v), eff, True)
+    per_a = v * c["phases"]
+    r = []
+    # accept: what the limit leaves; shed: plus the non-critical loads; emergency: the breaker
+    for room in (lim - house_w, lim - house_w + shed_w, cfg["breaker_w"] - house_w):
+        amps = room // per_a if room > 0 else 0
+        if amps > c["max_a"]:
+            amps = c["max_a"]
+        r.append(_case(t, end, win, need, cap, soc, amps * per_a if amps >= c["min_a"] else 0,
+                       eff, len(r) == 2))
+    a, s, e = r
     pr = cfg["price"]
     cost = e[3] * (pr["emergency"] - pr["offpeak"]) / 1000
     trip = 0

@@ -418,6 +418,8 @@ class Emulator:
             for d in devs:
                 self.world.set_fault(d, kind, secs)
 
+    dump_now = False
+
     def write_world(self) -> None:
         m = self.world.metrics()
         m["link"] = dict(self.link.stats)
@@ -438,6 +440,9 @@ class Emulator:
             while not stop.is_set():
                 self.poll_files()
                 self.sync()
+                if self.dump_now:                  # SIGUSR1: the harness wants metrics now
+                    self.dump_now = False
+                    self.write_world()
                 if len(self.world.series) != self._written_samples:
                     self._written_samples = len(self.world.series)
                     self.write_world()
@@ -482,6 +487,7 @@ def main(argv=None) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(signal.SIGUSR1, lambda: setattr(emu, "dump_now", True))
         await emu.run(stop)
 
     asyncio.run(amain())

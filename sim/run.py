@@ -43,7 +43,9 @@ def build_image():
     """Compile the firmware and build build/host.romfs; returns its path."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import build_image as bi
+    import fetch_mplibs
     out = os.path.join(ROOT, "build")
+    fetch_mplibs.fetch(os.path.join(out, "lib"))        # no-op when already fetched
     report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
     if report["errors"]:
         raise SystemExit("firmware does not compile: %s" % report["errors"])
@@ -159,6 +161,14 @@ class Sim:
         self.mqtt.publish("@msg/meter/" + cmd, payload)
         return True
 
+    def start_emulator(self, env):
+        emu_log = open(os.path.join(self.dir, "emulator.log"), "a")
+        return subprocess.Popen([sys.executable, "-m", "sim.emulator", "--config",
+                                 os.path.join(self.dir, "config.json"), "--scenario",
+                                 self.a.scenario, "--sim-dir", self.dir]
+                                + (["--pace"] if self.a.speed <= 1 else []),
+                                cwd=ROOT, env=env, stdout=emu_log, stderr=subprocess.STDOUT)
+
     def run(self):
         a = self.a
         self.image = build_image()
@@ -167,14 +177,11 @@ class Sim:
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             json.dump(self.cfg, f)
         env = self.env()
-        emu_log = open(os.path.join(self.dir, "emulator.log"), "a")
-        emu = subprocess.Popen([sys.executable, "-m", "sim.emulator", "--config",
-                                os.path.join(self.dir, "config.json"), "--scenario",
-                                a.scenario, "--sim-dir", self.dir]
-                               + (["--pace"] if a.speed <= 1 else []),
-                               cwd=ROOT, env=env, stdout=emu_log, stderr=subprocess.STDOUT)
-        self.procs.append(emu)
         bus = os.path.join(self.dir, "bus")
+        for name in ("bus", "relays", "oled.bin", "world.json"):     # a kept dir: no stale files
+            if os.path.exists(os.path.join(self.dir, name)):
+                os.remove(os.path.join(self.dir, name))
+        emu = self.start_emulator(env)
         for _ in range(200):
             if os.path.exists(bus):
                 break
@@ -182,13 +189,47 @@ class Sim:
         cap = heap_bytes(a.heap)
         img = os.path.getsize(self.image)
         fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
+        for _ in range(500):
+            if fw.boot or fw.fatal or fw.proc.poll() is not None:
+                break
+            time.sleep(0.01)
+        first_boot = fw.boot
         cmds = sorted((self.parse_at(c["at"], self.cfg, self.scen), c["cmd"], c["value"])
                       for c in self.scen.get("commands", []))
         end = self.epoch + a.hours * 3600 if a.hours else None
+        kill_at = self.epoch + a.kill_at * 3600 if a.kill_at else None
+        kills = []
         sent = 0
         try:
             while True:
                 now = self.now()
+                if kill_at and now >= kill_at:
+                    # power cut of the meter only: SIGKILL, the world's exact energy at that
+                    # moment, then a restart on the same store
+                    kill_at = None
+                    wpath = os.path.join(self.dir, "world.json")
+                    m0 = os.stat(wpath).st_mtime_ns
+                    emu.send_signal(signal.SIGUSR1)
+                    fw.proc.kill()
+                    fw.proc.wait()
+                    for _ in range(200):
+                        if os.stat(wpath).st_mtime_ns != m0:
+                            break
+                        time.sleep(0.01)
+                    time.sleep(0.05)
+                    with open(wpath) as f:
+                        at_kill = json.load(f)["total_energy_wh"]
+                    old = fw
+                    fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
+                    fw.heap_max = old.heap_max
+                    fw.faults_seen = old.faults_seen
+                    for _ in range(500):
+                        if fw.boot or fw.proc.poll() is not None:
+                            break
+                        time.sleep(0.01)
+                    restored = (fw.boot or {}).get("wh", 0)
+                    kills.append({"world_wh": at_kill, "restored_wh": restored,
+                                  "lost_wh": round(at_kill - restored, 1)})
                 while cmds and cmds[0][0] <= now:
                     _, cmd, value = cmds.pop(0)
                     sent += self.send(cmd, value)
@@ -236,6 +277,9 @@ class Sim:
             "fatal": fw.fatal,
             "cloud": self.cloud is not None,
         }
+        if kills:
+            summary["kills"] = kills
+        summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"
         print(json.dumps(summary), flush=True)
@@ -301,7 +345,7 @@ def oled_png(bin_path, png_path, scale=4):
     plt.close(fig)
 
 
-def main(argv=None):
+def main_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--hours", type=float, default=0, help="run headless for this many hours")
     ap.add_argument("--speed", type=float, default=0, help="simulated seconds per real second")
@@ -312,10 +356,16 @@ def main(argv=None):
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
     ap.add_argument("--clock", default="", help="SIM_CLOCK: none, or seconds until valid")
+    ap.add_argument("--kill-at", type=float, default=0,
+                    help="SIGKILL the firmware after this many hours and restart it")
     a = ap.parse_args(argv)
     if not a.speed:
         a.speed = 600 if a.hours else 30
-    s = Sim(a).run()
+    return a
+
+
+def main(argv=None):
+    s = Sim(main_args(argv)).run()
     if s.get("error"):
         sys.exit(1)
 

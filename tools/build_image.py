@@ -236,6 +236,14 @@ def build(src, out, libs, quiet=False):
                          os.path.getsize(os.path.join(host_dir, "lib", lib[:-3] + ".mpy")),
                          "host only (frozen on board)"))
 
+    # the host board (sim/hostboard/board.py) stands in for firmware/board.py in the host image,
+    # so the host run imports every module from ROMFS as the board does
+    hb = os.path.join(ROOT, "sim", "hostboard", "board.py")
+    if os.path.exists(hb):
+        err = compile_one(cmd, hb, os.path.join(host_dir, "board.mpy"), "host")
+        if err:
+            errors.append("sim/hostboard/board.py: %s" % err)
+
     board_img = os.path.join(out, "esp8266.romfs")
     host_img = os.path.join(out, "host.romfs")
     board_size = build_romfs(board_dir, board_img)

@@ -10,7 +10,8 @@ if _img:
     with open(_img, "rb") as _f:
         _buf = _f.read()
     vfs.mount(vfs.VfsRom(memoryview(_buf)), "/rom")
-    sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "/rom", "/rom/lib", ".frozen"]
+    # the host image carries sim/hostboard/board.py as its board module
+    sys.path[:] = ["/rom", "/rom/lib", ".frozen"]
 else:
     # development fallback: loose sources (not how the board runs them)
     sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "firmware", "build/lib", ".frozen"]
