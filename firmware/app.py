@@ -27,6 +27,7 @@ async def _watchdog(ctl):
     late = 0
     n = 0
     faults = -1
+    plan = None
     while True:
         # feed only while the control task makes progress: a hung loop resets the board
         if ctl.ticks != seen:
@@ -40,13 +41,16 @@ async def _watchdog(ctl):
             board.reset()           # the hardware WDT should have fired already
         n += 1
         st = ctl.st
-        if n % 20 == 0 or st.faults != faults:
+        if n % 20 == 0 or st.faults != faults or st.plan is not plan:
             faults = st.faults
+            plan = st.plan
             gc.collect()
             gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
-            board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,"f":%d}' % (
-                st.now, gc.mem_alloc(), gc.mem_free(), st.power_w, st.ev_current_a,
-                st.ev_soc_pct, st.faults))
+            board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,"f":%d,'
+                         '"gap":%d,"plan":%s}' % (
+                             st.now, gc.mem_alloc(), gc.mem_free(), st.power_w, st.ev_current_a,
+                             st.ev_soc_pct, st.faults, ctl.gap_ms,
+                             "[%d,%d,%d]" % (plan[0], plan[1], plan[3]) if plan else "null"))
         await asyncio.sleep_ms(500)
 
 

@@ -39,6 +39,7 @@ class Control:
         self.sess_rem = 0           # in Wh + a W*ms remainder (no long ints on the ESP8266)
         self.start_soc = st.start_soc_pct
         self.ticks = 0              # the watchdog task feeds only while this moves
+        self.gap_ms = 0
 
     async def tick(self):
         b = self.b
@@ -49,6 +50,8 @@ class Control:
         dt = b.ticks_diff(now_ms, self.last)
         self.last = now_ms
         dt = 0 if dt < 0 else 60000 if dt > 60000 else dt
+        if dt > self.gap_ms:
+            self.gap_ms = dt            # the longest time between two ticks (reported)
         self.ms += dt
         t_s = self.ms // 1000
 

@@ -62,6 +62,8 @@ class Firmware:
         self.boot = None
         self.fatal = None
         self.faults_seen = 0
+        self.gap_max = 0
+        self.reports = []
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
             [os.path.join(BIN, "micropython"), "-X", "heapsize=%d" % heap,
@@ -85,9 +87,12 @@ class Firmware:
                 self.fatal = d["fatal"]
             if "heap" in d:
                 self.heap_max = max(self.heap_max, d["heap"])
+            if "gap" in d:
+                self.gap_max = max(self.gap_max, d["gap"])
             if "f" in d:
                 self.faults_seen |= d["f"]
                 self.last = d
+                self.reports.append(d)
 
     def stop(self, sig=signal.SIGINT):
         if self.proc.poll() is None:
@@ -154,6 +159,13 @@ class Sim:
         self.mqtt = self.cloud.dashboard_client()
         return True
 
+    def restart_cloud(self):
+        import netpie_standin
+        port = self.cfg["netpie"]["port"]
+        self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
+            self.dir, "netpie"))
+        self.mqtt = self.cloud.dashboard_client()
+
     def send(self, cmd, value):
         if self.mqtt is None:
             return False
@@ -198,11 +210,31 @@ class Sim:
                       for c in self.scen.get("commands", []))
         end = self.epoch + a.hours * 3600 if a.hours else None
         kill_at = self.epoch + a.kill_at * 3600 if a.kill_at else None
+        outage = None
+        if a.cloud_outage and self.cloud is not None:
+            h, mins = a.cloud_outage.split(",")
+            outage = [self.epoch + float(h) * 3600, self.epoch + float(h) * 3600 + float(mins) * 60]
+        reconnect_s = None
+        back_at = None
         kills = []
         sent = 0
         try:
             while True:
                 now = self.now()
+                if outage and now >= outage[0]:
+                    # the broker goes away; the shadow store (state dir) survives
+                    outage[0] = float("inf")
+                    self.mqtt.loop_stop()
+                    self.mqtt.disconnect()
+                    self.mqtt = None
+                    self.cloud.stop()
+                if outage and now >= outage[1]:
+                    outage = None
+                    self.restart_cloud()
+                    back_at = time.time()
+                if back_at and reconnect_s is None:
+                    if self.cloud.stats().get(self.cloud.meter["client_id"], {}).get("connects"):
+                        reconnect_s = round(time.time() - back_at, 2)
                 if kill_at and now >= kill_at:
                     # power cut of the meter only: SIGKILL, the world's exact energy at that
                     # moment, then a restart on the same store
@@ -223,6 +255,8 @@ class Sim:
                     fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
                     fw.heap_max = old.heap_max
                     fw.faults_seen = old.faults_seen
+                    fw.gap_max = old.gap_max
+                    fw.reports = old.reports
                     for _ in range(500):
                         if fw.boot or fw.proc.poll() is not None:
                             break
@@ -279,9 +313,14 @@ class Sim:
         }
         if kills:
             summary["kills"] = kills
+        if back_at:
+            summary["reconnect_real_s"] = reconnect_s
+        summary["tick_gap_max_ms"] = fw.gap_max
         summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"
+        with open(os.path.join(self.dir, "reports.json"), "w") as f:
+            json.dump(fw.reports, f)
         print(json.dumps(summary), flush=True)
         return summary
 
@@ -356,6 +395,8 @@ def main_args(argv=None):
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
     ap.add_argument("--clock", default="", help="SIM_CLOCK: none, or seconds until valid")
+    ap.add_argument("--cloud-outage", default="",
+                    help="H,MIN: stop the NETPIE stand-in at hour H for MIN minutes")
     ap.add_argument("--kill-at", type=float, default=0,
                     help="SIGKILL the firmware after this many hours and restart it")
     a = ap.parse_args(argv)

@@ -49,11 +49,12 @@ def sdist_link(base, project, version):
 
 
 def fetch(dest):
-    base = index_url()
+    base = None
     for project, version, member, target in WANTED:
         out = os.path.join(dest, target)
         if os.path.exists(out):
             continue
+        base = base or index_url()
         url, sha = sdist_link(base, project, version)
         with urllib.request.urlopen(url, timeout=60) as r:
             blob = r.read()
