@@ -39,8 +39,15 @@ def free_port():
     return p
 
 
+FROZEN_ON_BOARD = ("ssd1306", "umqtt.simple")
+
+
 def build_image():
-    """Compile the firmware and build build/host.romfs; returns its path."""
+    """Compile the firmware and build build/host.romfs; returns (path, host-only heap bytes).
+
+    The second value is the heap the unix port spends on code the ESP8266 keeps in flash: the
+    libraries the board firmware freezes (ssd1306, umqtt.simple) imported from the image. Like
+    the image buffer, it is added to the -X heapsize cap so the cap stays board-equivalent."""
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import build_image as bi
     import fetch_mplibs
@@ -49,7 +56,9 @@ def build_image():
     report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
     if report["errors"]:
         raise SystemExit("firmware does not compile: %s" % report["errors"])
-    return os.path.join(out, "host.romfs")
+    img = os.path.join(out, "host.romfs")
+    res = bi.mount_check(img, FROZEN_ON_BOARD) or {}
+    return img, sum((res.get("per") or {}).values())
 
 
 class Firmware:
@@ -183,7 +192,7 @@ class Sim:
 
     def run(self):
         a = self.a
-        self.image = build_image()
+        self.image, self.frozen_extra = build_image()
         if not a.no_cloud:
             self.start_cloud()
         with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -199,7 +208,7 @@ class Sim:
                 break
             time.sleep(0.05)
         cap = heap_bytes(a.heap)
-        img = os.path.getsize(self.image)
+        img = os.path.getsize(self.image) + self.frozen_extra
         fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
         for _ in range(500):
             if fw.boot or fw.fatal or fw.proc.poll() is not None:
@@ -304,7 +313,8 @@ class Sim:
             "reactions": len(world.get("reactions_s") or []),
             "heap_cap_bytes": cap,
             "heap_peak_bytes": max(0, fw.heap_max - img),
-            "image_bytes": img,
+            "image_bytes": img - self.frozen_extra,
+            "frozen_libs_bytes": self.frozen_extra,
             "speed": a.speed,
             "commands_sent": sent,
             "firmware_exit": 0 if rc in (-2, 130, None) else rc,
@@ -319,6 +329,10 @@ class Sim:
         summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"
+        try:        # the last OLED frame as a PNG for people to look at
+            oled_png(os.path.join(self.dir, "oled.bin"), os.path.join(self.dir, "oled.png"))
+        except (OSError, ImportError, ValueError):
+            pass
         with open(os.path.join(self.dir, "reports.json"), "w") as f:
             json.dump(fw.reports, f)
         print(json.dumps(summary), flush=True)
