@@ -154,6 +154,7 @@ class World:
         self.pzem_energy_wh = float(pz.get("energy_wh", 0)) % ENERGY_WRAP_WH
         self.pzem_threshold_w = int(pz.get("threshold_w", 23000))
         self.emergency = False
+        self.em_off_t = -1e18          # when emergency was last switched off
         self.dr_limit_w = 0
         self.dr_until = -1.0
         self.faults: dict[tuple, float] = {}      # (dev, kind) -> until (sim s)
@@ -248,6 +249,8 @@ class World:
         elif kind == "emergency":
             if isinstance(data, str):
                 data = data.strip().lower() in ("on", "true", "1")
+            if self.emergency and not data:
+                self.em_off_t = self.t
             self.emergency = bool(data)
 
     def set_fault(self, dev: str, kind: str, seconds: float) -> None:
@@ -276,9 +279,16 @@ class World:
         """The applicable limit: a DR event's, else the sanctioned load; while emergency
         charging is on the meter may use up to the breaker limit (still under a DR limit)."""
         dr = self.t < self.dr_until
-        if self.emergency:
+        if self.em():
             return min(self.breaker_w, self.dr_limit_w) if dr else self.breaker_w
         return self.dr_limit_w if dr else self.sanctioned_w
+
+    EM_GRACE_S = 10.0
+
+    def em(self) -> bool:
+        """Emergency charging in force. Switching it off reaches the meter through the cloud
+        and the charger follows after its delay, so it counts EM_GRACE_S longer."""
+        return self.emergency or self.t < self.em_off_t + self.EM_GRACE_S
 
     def _react_check(self) -> None:
         """After a house/limit change: if the charger's commanded current no longer fits under
@@ -361,7 +371,7 @@ class World:
         if total > lim:
             self.over_limit_s += dt
             self.over_limit_wh += (total - lim) * h
-            if self.emergency:
+            if self.em():
                 self.over_limit_em_s += dt
         if total > self.breaker_w:
             self.over_breaker_s += dt
@@ -370,7 +380,7 @@ class World:
         if ev > 0:
             self.ev_energy_wh += ev * h
             self.session_wh += ev * h
-            if not self.emergency and in_windows(self.t, self.peaks, self.tz):
+            if not self.em() and in_windows(self.t, self.peaks, self.tz):
                 self.ev_energy_peak_wh += ev * h
             self.soc = min(100.0, self.soc + ev * self.efficiency * h / self.capacity_wh * 100.0)
         # supply voltage sags a little with load: nominal + 2 V at no load, -0.4 V per kW
