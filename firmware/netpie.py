@@ -1,10 +1,13 @@
-# NETPIE 2020 link: MQTT 3.1.1 over one plain socket, shadow telemetry, dashboard commands.
-# Own minimal framing (CONNECT, SUBSCRIBE, PUBLISH qos 0, PINGREQ) instead of umqtt.simple, so
-# every socket call is bounded: connect and reads use a 0.5 s timeout, the check for incoming
-# data is a non-blocking read, nothing ever waits for an answer inside one call (CONNACK, SUBACK,
-# the shadow get response and PINGRESP are picked up by later ticks). See docs/netpie.md.
+# NETPIE 2020 link: MQTT 3.1.1 through umqtt.simple (frozen in the ESP8266 firmware, so its code
+# costs no heap), shadow telemetry, dashboard commands. umqtt.simple blocks; every call is kept
+# short: the broker is resolved once and given to umqtt as an IP, connect() gets a 0.5 s timeout,
+# the socket timeout is set again after every check_msg() (lwIP drops it), check_msg() is called
+# only when poll() says data is there, qos 0 only, PINGREQ on our own schedule, and the one
+# SUBSCRIBE is written without waiting for its SUBACK (a later step sees it). Longest step about
+# 1 s (connect + CONNACK). See docs/netpie.md.
 import json
 import socket
+import select
 import time
 import asyncio
 import state as S
@@ -12,9 +15,16 @@ import meter
 import scheduler
 
 try:
+    from umqtt.simple import MQTTClient, MQTTException
+except ImportError:  # CPython imports this module only to test apply() and the Cloud's logic
+    MQTTClient = None
+
+    class MQTTException(Exception):
+        pass
+try:
     from time import ticks_ms, ticks_diff, ticks_add
     from micropython import const
-except ImportError:  # CPython imports this module only to test apply()
+except ImportError:
     def const(x):
         return x
 
@@ -31,8 +41,7 @@ try:
 except ImportError:
     _fp = hash
 
-_TO = 0.5           # socket timeout (s) for connect, the rest of a packet, writes
-_DL = const(500)    # ms: a step that has used this much starts no further blocking read/write
+_TO = 0.5           # socket timeout (s): connect, CONNACK, the rest of a packet, writes
 _N = const(24)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 
@@ -163,9 +172,11 @@ class Cloud:
         self.c = cfg
         self.st = state
         self.b = board
-        self.s = None           # socket, None = not connected
-        self.a = None           # broker address, resolved once
-        self.ph = 0             # 0 idle, 1 CONNECT sent, 2 SUBSCRIBE sent, 3 get sent, 4 ready
+        self.m = None           # umqtt.simple MQTTClient, made once the broker IP is known
+        self.p = None           # poll object on the client's socket
+        self.ph = 0             # 0 not connected, 2 SUBSCRIBE sent, 3 get sent, 4 ready
+        self.w = 0              # ms until the next attempt, set before raising (0: back-off)
+        self.io = 1             # 0 while composing telemetry: an exception there is a bug
         self.bo = 2000          # next back-off (ms)
         self.tr = ticks_ms()    # ticks of the next connect attempt
         self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx/ping, setting sent
@@ -175,150 +186,131 @@ class Cloud:
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
-        self.t0 = 0             # ticks at the start of the current step
 
     async def run(self):
         while True:
             try:
                 self._step()
             except Exception as e:
-                # drop the link. OSError(-ms): retry after ms; any other error: after the
-                # growing back-off (2-60 s)
-                ms = 0
-                if isinstance(e, OSError):
-                    if e.args and type(e.args[0]) is int and e.args[0] < 0:
-                        ms = -e.args[0]
-                else:
-                    self.st.error = "cloud: " + repr(e)[:40]
-                if self.s:
+                # drop the link (the socket is closed on every error); retry after self.w ms,
+                # else after the growing back-off (2-60 s)
+                st = self.st
+                ms = self.w
+                if isinstance(e, MQTTException):   # CONNACK refused (NETPIE: 5, credentials)
+                    st.faults |= S.F_AUTH
+                    st.error = "cloud: broker refused the credentials (%s)" % e
+                    st.dirty = True
+                    ms = 300000
+                elif not (self.io or isinstance(e, OSError)):
+                    st.error = "cloud: " + repr(e)[:40]
+                self.w = 0
+                self.io = 1
+                m = self.m
+                if m and m.sock:
                     try:
-                        self.s.close()
+                        m.sock.close()
                     except Exception:
                         pass
-                self.s = None
+                    m.sock = None
                 self.ph = 0
-                self.st.faults |= S.F_CLOUD
+                st.faults |= S.F_CLOUD
                 if not ms:
                     ms = self.bo
                     self.bo = min(ms * 2, 60000)
                 self.tr = ticks_add(ticks_ms(), ms)
             await asyncio.sleep_ms(100)
 
-    def _pkt(self, b0, *parts):
-        # MQTT packet: str parts are length-prefixed strings, bytes go raw, an int n counts n
-        # payload bytes the caller writes next
-        n = 0
-        for x in parts:
-            n += x if isinstance(x, int) else len(x) + 2 * isinstance(x, str)
-        h = bytearray((b0,))
-        while True:
-            h.append(n & 127 | (128 if n > 127 else 0))
-            n >>= 7
-            if not n:
-                break
-        w = self.s.write
-        w(h)
-        for x in parts:
-            if isinstance(x, str):
-                w(bytes((len(x) >> 8, len(x) & 255)))
-                w(x)
-            elif not isinstance(x, int):
-                w(x)
-
-    def _rd(self, n):
-        if ticks_diff(ticks_ms(), self.t0) > _DL:
-            raise OSError(0)    # slow trickle: give up the link rather than the watchdog
-        d = self.s.read(n)
-        if not d or len(d) != n:
-            raise OSError(0)    # timeout or closed
-        return d
-
     def _step(self):
+        # one short synchronous step; raises to drop the link (any exception from umqtt.simple:
+        # OSError, or IndexError/TypeError/AssertionError on a short or timed-out read)
         st = self.st
-        now = self.t0 = ticks_ms()
+        now = ticks_ms()
         if not self.b.wifi_ok():
             self.bo = 2000
-            if self.s or not st.faults & S.F_CLOUD:
-                raise OSError(-1)
+            if self.ph or not st.faults & S.F_CLOUD:
+                self.w = 1
+                raise OSError(0)
             return
-        s = self.s
-        if not s:
-            if ticks_diff(now, self.tr) >= 0:
-                n = self.c["netpie"]
-                if not n["client_id"]:
-                    raise OSError(-60000)
-                self.tc = self.rx = self.tp = now
-                if self.a is None:
-                    self.a = socket.getaddrinfo(n["host"], n["port"])[0][-1]
-                s = self.s = socket.socket()
-                s.settimeout(_TO)
-                s.connect(self.a)
-                ka = self.ka
-                self._pkt(0x10, b"\0\4MQTT\4\xc2" + bytes((ka >> 8, ka & 255)),
-                          n["client_id"], n["token"], n["secret"])
-                self.ph = 1
+        m = self.m
+        n = self.c["netpie"]
+        if not self.ph:
+            if ticks_diff(now, self.tr) < 0:
+                return
+            if not n["client_id"]:
+                self.w = 60000
+                raise OSError(0)
+            if not m:
+                # the broker's address, once: with a name this has no timeout on the ESP8266.
+                # umqtt resolves it again in every connect(), at once for an IP literal
+                a = socket.getaddrinfo(n["host"], n["port"])[0][-1]
+                if type(a) is not tuple:            # unix port: a raw sockaddr_in
+                    a = ("%d.%d.%d.%d" % tuple(a[4:8]),)
+                m = self.m = MQTTClient(n["client_id"], a[0], n["port"], n["token"],
+                                        n["secret"], self.ka)
+                m.set_callback(self._msg)
+            try:
+                m.connect(timeout=_TO)      # umqtt.simple >= 1.6: TCP connect, CONNACK bounded
+            except TypeError:
+                if m.sock:
+                    raise
+                # umqtt.simple < 1.6 (PyPI 1.3.4 on the host) has no timeout=: its module-level
+                # socket is swapped for one that hands out sockets with our timeout
+                import sys
+
+                class K:
+                    getaddrinfo = socket.getaddrinfo
+
+                    def socket():
+                        k = socket.socket()
+                        k.settimeout(_TO)
+                        return k
+                sys.modules["umqtt.simple"].socket = K
+                m.connect()
+            s = m.sock
+            s.settimeout(_TO)
+            now = self.tc = self.rx = self.tp = ticks_ms()
+            st.faults &= ~(S.F_CLOUD | S.F_AUTH)
+            if st.error[:6] == "cloud:":
+                st.error = ""
+            p = self.p = select.poll()
+            p.register(s, select.POLLIN)
+            # one SUBSCRIBE (packet id 1, qos 0) with all three filters; umqtt's subscribe()
+            # would wait for each SUBACK, a later step picks it up instead
+            a = "@msg/%s/#" % n["alias"]
+            s.write(bytes((0x82, len(a) + 41, 0, 1, 0, len(a))))
+            s.write(a)
+            s.write(b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
+            self.ph = 2
+            # fields the shadow may not hold: send again; settings not echoed stay marked
+            for i in range(_N):
+                if i > 2 or self.uc >> i & 1:
+                    self.h[i] = None
             return
-        for _ in range(6):      # at most 6 packets per tick
-            s.settimeout(0)
-            b = s.read(1)
-            s.settimeout(_TO)   # lwIP forgets the timeout after a non-blocking read
-            if b is None:
+        s = m.sock
+        for _ in range(6):      # at most 6 packets per step
+            if not self.p.poll(0):
                 break
-            if not b:
-                raise OSError(0)   # broker closed
-            n = sh = 0
-            while True:
-                x = self._rd(1)[0]
-                n |= (x & 127) << sh
-                sh += 7
-                if x < 128:
-                    break
-            if n > 2048:        # too big for the heap: skip it
-                while n:
-                    n -= len(self._rd(min(n, 256)))
-                continue
-            d = self._rd(n) if n else b""
-            self.rx = ticks_ms()
-            t = b[0] >> 4
-            if t == 3:
-                try:
-                    self._msg(d, b[0])
-                except Exception as e:  # a malformed message must not cost the connection
-                    st.error = "cloud: bad message " + repr(e)[:30]
-                    st.dirty = True
-            elif t == 2:        # CONNACK
-                if d[1]:
-                    st.faults |= S.F_AUTH
-                    st.error = "cloud: broker refused the credentials (%d)" % d[1]
-                    st.dirty = True
-                    raise OSError(-300000)
-                st.faults &= ~(S.F_CLOUD | S.F_AUTH)
-                if st.error[:6] == "cloud:":
-                    st.error = ""
-                self.ph = 2
-                self.tc = now
-                a = "@msg/" + self.c["netpie"]["alias"] + "/#"
-                self._pkt(0x82, b"\0\1", a, b"\0", "@shadow/data/updated", b"\0", "@private/#",
-                          b"\0")
-                # fields the shadow may not hold: send again; settings not echoed stay marked
-                for i in range(_N):
-                    if i > 2 or self.uc >> i & 1:
-                        self.h[i] = None
-            elif t == 9 and self.ph == 2:   # SUBACK: now ask for the stored shadow
-                self.ph = 3
-                self.tc = now
-                self._pkt(0x30, "@shadow/data/get", b"{}")
+            self.rx = now       # something came in (umqtt hides PINGRESPs)
+            x = m.check_msg()   # a PUBLISH goes to self._msg
+            s.settimeout(_TO)   # check_msg() left the socket without its timeout
+            if x and x & 0xF0 != 0x30:
+                # SUBACK (or another small ack): umqtt left its body in the socket
+                s.read(s.read(1)[0])
+                if x == 0x90 and self.ph == 2:   # now ask for the stored shadow
+                    self.ph = 3
+                    self.tc = now
+                    m.publish("@shadow/data/get", b"{}")
         dt = ticks_diff(now, self.tc)
         ph = self.ph
         if ph < 4 and dt > 5000:
             if ph < 3:
-                raise OSError(0)    # no CONNACK / SUBACK
+                raise OSError(0)    # no SUBACK
             self.ph = ph = 4        # no get response: go on without it
         if ticks_diff(now, self.rx) > self.ka * 1000 + 5000:
             raise OSError(0)        # silent link: outage
         if ticks_diff(now, self.tp) > self.ka * 500:
             self.tp = now
-            s.write(b"\xc0\0")
+            m.ping()
         if ph < 4:
             return
         if dt > 30000:
@@ -330,18 +322,22 @@ class Cloud:
         e = t - self.tw
         if (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
             st.dirty = False
-            n = self._tele(0)
+            self.io = 0
+            n = self._tele(None)
+            self.io = 1
             if n > 10:
-                self._pkt(0x30, "@shadow/data/update", n)
-                self._tele(1)
+                b = bytearray(n)
+                self._tele(b)
+                m.publish("@shadow/data/update", b)
                 self.tw = t
                 self.tt = max(self.tt, t) + 10
             else:
                 self.tw = max(self.tw, t - 9)
 
-    def _tele(self, go):
-        # stream the changed fields as {"data":{...}}; go=0 only counts the bytes
-        n = 0
+    def _tele(self, b):
+        # the changed fields as {"data":{...}}: b=None counts the bytes, else fills bytearray b
+        # of that length (one buffer, each field composed on its own)
+        n = 8
         for i in range(_N + 4):
             f = self._val(i)
             if f is None:
@@ -349,21 +345,20 @@ class Cloud:
             x = _fp(f) & 0x3FFFFFFF     # a small int on the ESP8266 too
             if i < _N and x == self.h[i]:
                 continue
-            if go:
-                if ticks_diff(ticks_ms(), self.t0) > _DL:
-                    raise OSError(0)
-                self.s.write(b"," if n else b'{"data":{')
-                self.s.write(f)
+            if b:
+                b[n] = 44               # ","
+                b[n + 1:n + 1 + len(f)] = f
                 if i < _N:
                     self.h[i] = x
                 if i < 3:
                     self.uc |= 1 << i
                     self.tu = ticks_ms()
             n += len(f) + 1
-        if go:
-            self.s.write(b"}}")
+        if b:
+            b[:9] = b'{"data":{'
+            b[n:] = b"}}"
             self.clr = 0
-        return n + 10
+        return n + 2
 
     def _val(self, i):
         # telemetry field i as b'"name":json', None = leave out
@@ -464,99 +459,102 @@ class Cloud:
             k, v = ("load", "trip", "dr", "reset_ev_soc")[j], "null"
         return ('"%s":%s' % (k, v)).encode()
 
-    def _msg(self, d, b0):
-        # one PUBLISH body: a command on @msg/<alias>/<name>, or shadow data
+    def _msg(self, t, d):
+        # umqtt.simple callback, one PUBLISH: a command on @msg/<alias>/<name>, or shadow data
+        if t is None or d is None:
+            raise OSError(0)    # a read timed out inside the packet (unix port): drop the link
         st = self.st
-        n = d[0] << 8 | d[1]
-        t = d[2:2 + n]
-        j = 2 + n + (2 if b0 & 6 else 0)     # payload offset (no copy of a big payload)
-        a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
-        if t[:len(a)] == a:
-            apply(st, self.c, t[len(a):].decode(), d[j:j + 129])
-            return
-        g = t == b"@private/shadow/data/get/response"
-        if not (g or t == b"@shadow/data/updated"):
-            return
-        if g and self.ph == 3:
-            self.ph = 4
-        # Walk the members of "data" in the raw bytes and json-parse only the values of
-        # command fields: the full shadow (own telemetry) is never built as objects
-        j = d.find(b'"data"', j)
-        m = d.find(b"{", j) if j >= 0 else -1
-        if m < 0 or d[j + 6:m].strip() != b":":
-            return              # no "data" object
-        j = m
-        m = j + 1               # start of the current member
-        dep = q = e = 0         # nesting depth, inside a string, after a backslash
-        for i in range(j, len(d)):
-            c = d[i]
-            if q:
-                if e:
-                    e = 0
-                elif c == 92:
-                    e = 1
-                elif c == 34:
-                    q = 0
-                continue
-            if not dep and i > j:
-                break           # end of "data"
-            if c == 34:
-                q = 1
-                continue
-            if c == 123 or c == 91:
-                dep += 1
-                continue
-            if c != 44 and c != 125 and c != 93:
-                continue
-            x = dep == 1 and c != 93 and i > m      # a member of "data" ends here
-            if c != 44:
-                dep -= 1
-            if not x:
-                continue
-            x = d.find(b'"', m)                 # the member's key, without copying it
-            k = d.find(b'"', x + 1)
-            m = i + 1
-            if k - x not in (3, 5, 7, 10, 13):  # no command name has this length
-                continue
-            k = d[x + 1:k].decode()
-            if k not in ("target", "emergency", "choice", "load", "trip", "dr",
-                         "reset_ev_soc"):
-                continue
-            v = json.loads(d[x + len(k) + 2:i].strip()[1:])
-            if v is None:
-                continue
-            if k == "load":
-                self.clr |= 1
-                if type(v) is not dict:
-                    st.error = 'load: want {"<name>":"on"|"off"}'
-                    st.dirty = True
+        try:
+            a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
+            if t[:len(a)] == a:
+                apply(st, self.c, t[len(a):].decode(), d)
+                return
+            g = t == b"@private/shadow/data/get/response"
+            if not (g or t == b"@shadow/data/updated"):
+                return
+            if g and self.ph == 3:
+                self.ph = 4
+            # Walk the members of "data" in the raw bytes and json-parse only the values of
+            # command fields: the full shadow (own telemetry) is never built as objects
+            j = d.find(b'"data"')
+            m = d.find(b"{", j) if j >= 0 else -1
+            if m < 0 or d[j + 6:m].strip() != b":":
+                return              # no "data" object
+            j = m
+            m = j + 1               # start of the current member
+            dep = q = e = 0         # nesting depth, inside a string, after a backslash
+            for i in range(j, len(d)):
+                c = d[i]
+                if q:
+                    if e:
+                        e = 0
+                    elif c == 92:
+                        e = 1
+                    elif c == 34:
+                        q = 0
                     continue
-                for x in v:
-                    if v[x] is not None:
-                        apply(st, self.c, "load/" + x, v[x])
-            elif k in ("trip", "dr", "reset_ev_soc"):
-                self.clr |= 1 << ("load", "trip", "dr", "reset_ev_soc").index(k)
-                apply(st, self.c, k, v)
-            elif k in ("target", "emergency", "choice"):
-                # own-echo rule (docs/netpie.md): a value equal to what this device sent last
-                # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
-                # always in a get response after a reconnect) other values are stale echoes
-                n = ("target", "emergency", "choice").index(k)
-                old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
-                if apply(st, self.c, k, v):
-                    self.h[n] = None    # rewrite the bad shadow value with ours
+                if not dep and i > j:
+                    break           # end of "data"
+                if c == 34:
+                    q = 1
                     continue
-                y = self._val(n)
-                x = _fp(y) & 0x3FFFFFFF
-                y = y == ('"%s":%s' % (k, json.dumps(v))).encode()   # in our own form?
-                if x == self.h[n]:
-                    self.uc &= ~(1 << n)    # our own value: the echo we waited for
-                    if not y:
-                        self.h[n] = None    # same value as "on", 450...: rewrite it our way
-                elif not (self.uc >> n & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
-                    # someone else's value: taken. Held by the shadow in our form: not written
-                    # again, else the canonical form replaces it
-                    self.h[n] = x if y else None
-                    self.uc &= ~(1 << n)
+                if c == 123 or c == 91:
+                    dep += 1
                     continue
-                st.target_min, st.emergency, st.choice, st.error, st.dirty = old
+                if c != 44 and c != 125 and c != 93:
+                    continue
+                x = dep == 1 and c != 93 and i > m      # a member of "data" ends here
+                if c != 44:
+                    dep -= 1
+                if not x:
+                    continue
+                x = d.find(b'"', m)                 # the member's key, without copying it
+                k = d.find(b'"', x + 1)
+                m = i + 1
+                if k - x not in (3, 5, 7, 10, 13):  # no command name has this length
+                    continue
+                k = d[x + 1:k].decode()
+                if k not in ("target", "emergency", "choice", "load", "trip", "dr",
+                             "reset_ev_soc"):
+                    continue
+                v = json.loads(d[x + len(k) + 2:i].strip()[1:])
+                if v is None:
+                    continue
+                if k == "load":
+                    self.clr |= 1
+                    if type(v) is not dict:
+                        st.error = 'load: want {"<name>":"on"|"off"}'
+                        st.dirty = True
+                        continue
+                    for x in v:
+                        if v[x] is not None:
+                            apply(st, self.c, "load/" + x, v[x])
+                elif k in ("trip", "dr", "reset_ev_soc"):
+                    self.clr |= 1 << ("load", "trip", "dr", "reset_ev_soc").index(k)
+                    apply(st, self.c, k, v)
+                elif k in ("target", "emergency", "choice"):
+                    # own-echo rule (docs/netpie.md): a value equal to what this device sent last
+                    # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
+                    # always in a get response after a reconnect) other values are stale echoes
+                    n = ("target", "emergency", "choice").index(k)
+                    old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
+                    if apply(st, self.c, k, v):
+                        self.h[n] = None    # rewrite the bad shadow value with ours
+                        continue
+                    y = self._val(n)
+                    x = _fp(y) & 0x3FFFFFFF
+                    y = y == ('"%s":%s' % (k, json.dumps(v))).encode()   # in our own form?
+                    if x == self.h[n]:
+                        self.uc &= ~(1 << n)    # our own value: the echo we waited for
+                        if not y:
+                            self.h[n] = None    # same value as "on", 450...: rewrite it our way
+                    elif not (self.uc >> n & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
+                        # someone else's value: taken. Held by the shadow in our form: not written
+                        # again, else the canonical form replaces it
+                        self.h[n] = x if y else None
+                        self.uc &= ~(1 << n)
+                        continue
+                    st.target_min, st.emergency, st.choice, st.error, st.dirty = old
+        except Exception as e:  # a malformed message must not cost the connection
+            st.error = "cloud: bad message " + repr(e)[:30]
+            st.dirty = True

@@ -219,20 +219,64 @@ def test_fuzz_garbage_always_rejected(name, junk):
 
 # ---- Cloud without a broker: telemetry and the own-echo rule ----
 class FakeSock:
-    def __init__(self):
+    def __init__(self, rx=b""):
         self.out = bytearray()
+        self.rx = bytearray(rx)
 
     def write(self, b, n=None):
-        self.out += b.encode() if isinstance(b, str) else bytes(b)
+        b = b.encode() if isinstance(b, str) else bytes(b)
+        self.out += b if n is None else b[:n]
 
     def read(self, n):
-        return None
+        d = bytes(self.rx[:n])
+        del self.rx[:n]
+        return d or None
 
     def settimeout(self, t):
-        pass
+        self.to = t
 
     def close(self):
         pass
+
+
+class FakeClient:
+    """What Cloud uses of umqtt.simple's MQTTClient (its socket is a FakeSock)."""
+    refuse = 0
+
+    def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
+        self.args = (client_id, server, port, user, password, keepalive)
+        self.sock = None
+        self.cb = None
+        self.pub = []
+        self.ops = []           # what check_msg() returns next
+        self.pings = 0
+
+    def set_callback(self, f):
+        self.cb = f
+
+    def connect(self, clean_session=True, timeout=None):
+        self.sock = FakeSock()
+        self.timeout = timeout
+        if self.refuse:
+            raise netpie.MQTTException(self.refuse)
+
+    def check_msg(self):
+        return self.ops.pop(0) if self.ops else None
+
+    def publish(self, topic, msg, retain=False, qos=0):
+        assert not retain and not qos
+        self.pub.append((topic, bytes(msg)))
+
+    def ping(self):
+        self.pings += 1
+
+
+class FakePoll:
+    def register(self, s, ev):
+        self.s = s
+
+    def poll(self, t):
+        return [1] if self.s.rx or self.c.ops else []
 
 
 class Board:
@@ -240,59 +284,30 @@ class Board:
         return True
 
 
-def parse_publish(buf):
-    """All PUBLISH packets in buf -> [(topic, payload)]."""
-    out = []
-    i = 0
-    while i < len(buf):
-        b0 = buf[i]
-        n = sh = 0
-        i += 1
-        while True:
-            x = buf[i]
-            i += 1
-            n |= (x & 127) << sh
-            sh += 7
-            if x < 128:
-                break
-        body = bytes(buf[i:i + n])
-        i += n
-        if b0 >> 4 == 3:
-            tl = body[0] << 8 | body[1]
-            out.append((body[2:2 + tl].decode(), body[2 + tl:]))
-    return out
-
-
 def body(topic, obj):
-    t = topic.encode()
+    """(topic, payload) as umqtt.simple hands them to the callback."""
     p = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
-    return bytes((len(t) >> 8, len(t) & 255)) + t + p
+    return topic.encode(), p
 
 
 def cloud():
     st = new_state()
     st.error = ""
     c = netpie.Cloud(CFG, st, Board())
-    c.s = FakeSock()
+    c.m = FakeClient("cid", "127.0.0.1")
+    c.m.sock = FakeSock()
     c.ph = 4
     return c, st
 
 
 def send(c):
     """One telemetry write as the Cloud would do it -> data dict (None if nothing changed)."""
-    c.t0 = netpie.ticks_ms()    # start of a Cloud step
-    n = c._tele(0)
+    n = c._tele(None)
     if n <= 10:
         return None
-    c.s.out = bytearray()
-    c._pkt(0x30, "@shadow/data/update", n)
-    c._tele(1)
-    (topic, payload), = parse_publish(c.s.out)
-    assert topic == "@shadow/data/update"
-    hdr = 2 + len(topic)
-    assert len(payload) == n, "announced length must match the streamed bytes"
-    assert hdr
-    return json.loads(payload)["data"]
+    b = bytearray(n)
+    assert c._tele(b) == n, "counted and written length must match"
+    return json.loads(bytes(b))["data"]
 
 
 def test_telemetry_fields_and_deltas():
@@ -340,23 +355,22 @@ def test_own_echo_never_undoes_a_newer_command():
     st.target_min = 450
     send(c)                                        # device publishes target 07:30
     netpie.apply(st, CFG, "target", "08:00")       # then a publishMsg command arrives
-    c._msg(body("@shadow/data/updated", {"data": {"target": "07:30", "power_w": 1}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"target": "07:30", "power_w": 1}}))
     assert st.target_min == 480                    # echo of the old value: ignored
     assert send(c)["target"] == "08:00"
     # a stale echo of an even older value arriving late (before ours): still ignored
-    c._msg(body("@shadow/data/updated", {"data": {"target": "06:00"}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"target": "06:00"}}))
     assert st.target_min == 480
-    c._msg(body("@shadow/data/updated", {"data": {"target": "08:00"}}), 0x30)  # our echo
+    c._msg(*body("@shadow/data/updated", {"data": {"target": "08:00"}}))  # our echo
     assert c.uc == 6
-    c._msg(body("@shadow/data/updated", {"data": {"emergency": False, "choice": "accept"}}),
-           0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"emergency": False, "choice": "accept"}}))
     assert c.uc == 0
     # now a dashboard writeShadow wins, and the device does not write it back
-    c._msg(body("@shadow/data/updated", {"data": {"target": "09:15"}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"target": "09:15"}}))
     assert st.target_min == 555 and st.error == ""
     assert "target" not in (send(c) or {})
     # a value in another accepted form is taken and written back in the device's form
-    c._msg(body("@shadow/data/updated", {"data": {"target": 600, "emergency": "on"}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"target": 600, "emergency": "on"}}))
     assert st.target_min == 600 and st.emergency is True
     assert send(c) == {"target": "10:00", "emergency": True}
 
@@ -365,12 +379,12 @@ def test_echo_does_not_clear_error_and_bad_shadow_value_is_rewritten():
     c, st = cloud()
     st.emergency = True
     send(c)
-    c._msg(body("@shadow/data/updated", {"data": {"emergency": True}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"emergency": True}}))
     netpie.apply(st, CFG, "trip", "9999")
     err = st.error
-    c._msg(body("@shadow/data/updated", {"data": {"emergency": True, "choice": "accept"}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"emergency": True, "choice": "accept"}}))
     assert st.error == err          # own echo is not a command
-    c._msg(body("@shadow/data/updated", {"data": {"choice": "sometimes"}}), 0x30)
+    c._msg(*body("@shadow/data/updated", {"data": {"choice": "sometimes"}}))
     assert st.error == "choice: want accept, shed or emergency" and st.choice == 0
     assert send(c)["choice"] == "accept"     # device overwrites the bad value
 
@@ -379,10 +393,10 @@ def test_boot_restore_and_one_shot_commands_are_nulled():
     c, st = cloud()
     st.target_min = -1
     c.ph = 3
-    c._msg(body("@private/shadow/data/get/response",
+    c._msg(*body("@private/shadow/data/get/response",
                 {"deviceid": "x", "rev": 9, "modified": 1, "data": {
                     "target": "06:15", "emergency": True, "choice": "shed", "power_w": 99,
-                    "load": {"heater": "off"}, "reset_ev_soc": 35, "dr": None}}), 0x30)
+                    "load": {"heater": "off"}, "reset_ev_soc": 35, "dr": None}}))
     assert c.ph == 4
     assert (st.target_min, st.emergency, st.choice, st.loads[1], st.start_soc_pct) == (
         375, True, 1, 0, 35)
@@ -400,32 +414,95 @@ def test_reconnect_get_ignores_unconfirmed_settings():
         if i > 2 or c.uc >> i & 1:
             c.h[i] = None
     c.ph = 3
-    c._msg(body("@private/shadow/data/get/response", {"data": {"choice": "accept"}}), 0x30)
+    c._msg(*body("@private/shadow/data/get/response", {"data": {"choice": "accept"}}))
     assert st.choice == 2   # stale shadow value does not undo the unsent command
     assert send(c)["choice"] == "emergency"
 
 
 def test_msg_topic_and_garbage_messages():
     c, st = cloud()
-    c._msg(body("@msg/meter/load/ac", b"off"), 0x30)
+    c._msg(*body("@msg/meter/load/ac", b"off"))
     assert st.loads[0] == 0
-    c._msg(body("@msg/other/target", b"05:00"), 0x30)      # not our alias
+    c._msg(*body("@msg/other/target", b"05:00"))      # not our alias
     assert st.target_min == -1
-    c._msg(body("@msg/meter/nope", b"1"), 0x30)
+    c._msg(*body("@msg/meter/nope", b"1"))
     assert st.error == "nope: unknown command"
     for junk in (b"", b"{", b"[1]", b'{"data": [1]}', b'{"data": 5}', b"\xff\xfe"):
-        c._msg(body("@shadow/data/updated", junk), 0x30)
-    c._msg(body("@shadow/data/updated", {"data": {"load": "off"}}), 0x30)
+        c._msg(*body("@shadow/data/updated", junk))
+    c._msg(*body("@shadow/data/updated", {"data": {"load": "off"}}))
     assert st.error.startswith("load: want")
 
 
-def test_connect_packet_bytes():
-    c, st = cloud()
-    c._pkt(0x10, b"\0\4MQTT\4\xc2\0\x1e", "cid", "tok", "sec")
-    assert bytes(c.s.out) == (b"\x10\x19\0\4MQTT\4\xc2\0\x1e\0\3cid\0\3tok\0\3sec")
-    c.s.out = bytearray()
-    c._pkt(0x30, "t", 200)
-    assert bytes(c.s.out) == b"\x30\xcb\x01\0\1t"    # remaining length 203 as a varint
+def test_connect_step_subscribe_get_and_publish(monkeypatch):
+    """The connect step with a fake umqtt.simple client: broker resolved once and given as an
+    IP, connect(timeout=0.5), one SUBSCRIBE with the three filters written without waiting,
+    SUBACK -> get, get response -> ready, telemetry published with qos 0."""
+    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    polls = []
+
+    def mkpoll():
+        p = FakePoll()
+        polls.append(p)
+        return p
+    monkeypatch.setattr(netpie.select, "poll", mkpoll)
+    cfg = json.loads(json.dumps(CFG))
+    cfg["netpie"].update(client_id="cid", token="tok", secret="sec", host="127.0.0.1",
+                         port=1883)
+    st = new_state()
+    st.error = "cloud: old"
+    st.faults = S.F_CLOUD | S.F_AUTH
+    c = netpie.Cloud(cfg, st, Board())
+    c._step()
+    m = c.m
+    polls[0].c = m
+    assert m.args == ("cid", "127.0.0.1", 1883, "tok", "sec", 30) and m.timeout == 0.5
+    assert m.sock.to == 0.5 and m.cb == c._msg
+    assert c.ph == 2 and st.faults == 0 and st.error == ""
+    a = b"@msg/" + cfg["netpie"]["alias"].encode() + b"/#"
+    sub = bytes(m.sock.out)
+    assert sub == (bytes((0x82, len(sub) - 2, 0, 1, 0, len(a))) + a +
+                   b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
+    c._step()
+    assert c.ph == 2 and m.pub == []
+    m.ops.append(0x90)                      # SUBACK: umqtt leaves its body in the socket
+    m.sock.rx += b"\x05\0\1\0\0\0"
+    c._step()
+    assert c.ph == 3 and m.pub == [("@shadow/data/get", b"{}")] and not m.sock.rx
+    assert m.sock.to == 0.5                 # set again after check_msg()
+    m.cb(*body("@private/shadow/data/get/response", {"data": {"target": "06:15"}}))
+    assert c.ph == 4 and st.target_min == 375
+    c._step()
+    (topic, p), = m.pub[1:]
+    assert topic == "@shadow/data/update"
+    d = json.loads(p)["data"]
+    assert "target" not in d and d["power_w"] == st.power_w     # the shadow holds target
+    # a read that timed out inside a packet drops the link
+    with pytest.raises(OSError):
+        m.cb(b"@shadow/data/updated", None)
+
+
+def test_connect_refused_is_an_auth_fault(monkeypatch):
+    import asyncio
+    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    monkeypatch.setattr(FakeClient, "refuse", 5)
+    cfg = json.loads(json.dumps(CFG))
+    cfg["netpie"].update(client_id="cid", host="127.0.0.1", port=1883)
+    st = new_state()
+    c = netpie.Cloud(cfg, st, Board())
+
+    async def one():
+        t = asyncio.ensure_future(c.run())
+        await asyncio.sleep(0.05)
+        t.cancel()
+    asyncio.sleep_ms = lambda ms: asyncio.sleep(ms / 1000)
+    try:
+        asyncio.run(one())
+    finally:
+        del asyncio.sleep_ms
+    assert st.faults & S.F_AUTH and st.faults & S.F_CLOUD
+    assert st.error == "cloud: broker refused the credentials (5)"
+    assert c.m.sock is None and c.ph == 0
+    assert netpie.ticks_diff(c.tr, netpie.ticks_ms()) > 290000     # long back-off
 
 
 def test_same_answers_on_micropython(tmp_path):
@@ -473,7 +550,7 @@ def test_shadow_scan_only_top_level_command_fields():
            b' "trip_ok": [true, {"a": "]"}]}, "advice": ["a,b", "}"], "emergency" : false ,'
            b'"target":"06:00"}, "later": {"choice": "shed", "target": "02:00"}}')
     json.loads(raw)     # valid JSON
-    c._msg(body("@shadow/data/updated", raw), 0x30)
+    c._msg(*body("@shadow/data/updated", raw))
     assert (st.emergency, st.target_min, st.choice) == (False, 360, 0)
     # compact and pretty forms, big payloads
     for dump in (lambda o: json.dumps(o, separators=(",", ":")),
@@ -482,14 +559,13 @@ def test_shadow_scan_only_top_level_command_fields():
         data = {"plan": {"emergency": {"full_at": "01:00"}}, "choice": "emergency",
                 "dr": {"limit_w": 1000, "minutes": 5}, "load": {"ac": "off", "x": None},
                 "pad": "y" * 900}
-        c._msg(body("@shadow/data/updated", dump({"deviceid": "d", "data": data}).encode()),
-               0x30)
+        c._msg(*body("@shadow/data/updated", dump({"deviceid": "d", "data": data}).encode()))
         assert (st.choice, st.dr_limit_w, st.loads[0]) == (2, 1000, 0), st.error
     for junk in (b'{"data": {', b'{"data": {"target": }', b'{"data": {"target": "06:00"',
                  b'{"data"', b'"data": [1, {"target": "05:00"}]'):
         c, st = cloud()
         try:
-            c._msg(body("@shadow/data/updated", junk), 0x30)
+            c._msg(*body("@shadow/data/updated", junk))
         except ValueError:
             pass    # _step turns this into "cloud: bad message ..."
         assert st.target_min in (-1, 360)
