@@ -268,7 +268,7 @@ class Cloud:
                 m.connect()
             s = m.sock
             s.settimeout(_TO)
-            now = self.tc = self.rx = self.tp = ticks_ms()
+            self.tc = self.rx = self.tp = ticks_ms()
             st.faults &= ~(S.F_CLOUD | S.F_AUTH)
             if st.error[:6] == "cloud:":
                 st.error = ""

@@ -1,6 +1,6 @@
-# Runs under the MicroPython unix port (MICROPYPATH=firmware:.frozen): netpie.Cloud against a
-# broker, with a fake board and a State a fake control task keeps changing. Driven by
-# host_tests/test_netpie_mp.py.
+# Runs under the MicroPython unix port (MICROPYPATH=firmware:build/lib:.frozen; umqtt.simple from
+# build/lib or the test's variant): netpie.Cloud against a broker, with a fake board and a State
+# a fake control task keeps changing. Driven by host_tests/test_netpie_mp.py.
 #   micropython mp_netpie_run.py CONFIG.json CONTROL.json
 # CONTROL.json (rewritten by the test at any time): {"wifi": true, "power": 1234, "quit": false}
 # Prints one JSON line about every 200 ms: the user settings, faults, error, Cloud phase, the

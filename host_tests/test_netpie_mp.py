@@ -35,14 +35,14 @@ def cfg_for(port, secret="sec-1", keepalive=None):
 class MP:
     """The harness in a MicroPython process; .last = its latest JSON report."""
 
-    def __init__(self, tmp, cfg, name="mp"):
+    def __init__(self, tmp, cfg, name="mp", lib=BUILD_LIB):
         self.cfgp = str(tmp / (name + "-cfg.json"))
         self.ctlp = str(tmp / (name + "-ctl.json"))
         with open(self.cfgp, "w") as f:
             json.dump(cfg, f)
         self.c = {"wifi": True, "power": 2000}
         self.ctl()
-        env = dict(os.environ, MICROPYPATH=":".join((FIRMWARE, BUILD_LIB, ".frozen")))
+        env = dict(os.environ, MICROPYPATH=":".join((FIRMWARE, lib, ".frozen")))
         self.p = subprocess.Popen([micropython_bin(), HARNESS, self.cfgp, self.ctlp], env=env,
                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                   start_new_session=True)
@@ -374,6 +374,61 @@ def test_misbehaving_broker_never_blocks(tmp_path, mode):
         assert r["step_ms"] < WDT_S * 1000 and r["gap_ms"] < WDT_S * 1000
         if mode == "partial":
             assert r["step_ms"] >= 400      # the 0.5 s read timeout bounded it
+    finally:
+        mp.stop()
+        fb.close()
+
+
+def umqtt_16(tmp_path):
+    """A lib dir whose umqtt/simple.py behaves like the board's frozen 1.6/1.7 where it matters
+    here: connect(timeout=) sets the socket timeout before connecting, and wait_msg() returns
+    the op of a PUBLISH too. Derived from the fetched 1.3.4 in the test's temp dir (no copy of
+    the library is kept in the repository)."""
+    src = os.path.join(BUILD_LIB, "umqtt", "simple.py")
+    if not os.path.exists(src):
+        pytest.skip("build/lib/umqtt/simple.py missing: `make libs`")
+    with open(src) as f:
+        t = f.read()
+    for a, b in (("def connect(self, clean_session=True):\n        self.sock = socket.socket()\n",
+                  "def connect(self, clean_session=True, timeout=None):\n"
+                  "        self.sock = socket.socket()\n        self.sock.settimeout(timeout)\n"),
+                 ("        elif op & 6 == 4:\n            assert 0\n",
+                  "        elif op & 6 == 4:\n            assert 0\n        return op\n")):
+        if a not in t:
+            pytest.skip("build/lib/umqtt/simple.py is not the expected 1.3.4")
+        t = t.replace(a, b)
+    d = tmp_path / "lib16" / "umqtt"
+    d.mkdir(parents=True)
+    (d / "simple.py").write_text(t)
+    return str(tmp_path / "lib16")
+
+
+def test_umqtt_16_connect_timeout_path(si, tmp_path):
+    """With a umqtt.simple that has connect(timeout=) (the board's), no socket swap is made;
+    commands, telemetry and a silent broker behave the same."""
+    lib = umqtt_16(tmp_path)
+    mp = MP(tmp_path, cfg_for(si.port), "umqtt16", lib=lib)
+    dash = None
+    try:
+        mp.wait(lambda r: r["ph"] == 4 and r["faults"] == 0, 5, "connected")
+        shadow_until(si, lambda s: s.get("power_w") == 2000, 3, "telemetry")
+        dash = Cl(si.port, "dash-1").ready()
+        dash.pub("publishMsg/meter/meter/target", "07:30")
+        mp.wait(lambda r: r["target"] == 450, 2, "command")
+        dash.pub("writeShadow/meter", {"choice": "shed"})
+        mp.wait(lambda r: r["choice"] == 1, 2, "shadow command")
+        check_blocking(mp)
+    finally:
+        if dash:
+            dash.close()
+        mp.stop()
+    fb = FakeBroker("silent")
+    mp = MP(tmp_path, cfg_for(fb.port), "umqtt16-silent", lib=lib)
+    try:
+        mp.wait(lambda r: r["steps"] > 40 and fb.accepts >= 2, 10, "two CONNACK timeouts")
+        r = mp.last
+        assert r["faults"] & 8 and r["ph"] == 0
+        assert 400 <= r["step_ms"] < WDT_S * 1000, r
     finally:
         mp.stop()
         fb.close()
