@@ -264,7 +264,7 @@ class Cloud:
                         k = socket.socket()
                         k.settimeout(_TO)
                         return k
-                sys.modules["umqtt.simple"].socket = K
+                setattr(sys.modules["umqtt.simple"], "socket", K)
                 m.connect()
             s = m.sock
             s.settimeout(_TO)
