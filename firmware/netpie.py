@@ -5,6 +5,7 @@
 # only when poll() says data is there, qos 0 only, PINGREQ on our own schedule, and the one
 # SUBSCRIBE is written without waiting for its SUBACK (a later step sees it). Longest step about
 # 1 s (connect + CONNACK). See docs/netpie.md.
+import gc
 import json
 import socket
 import select
@@ -186,6 +187,7 @@ class Cloud:
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
+        self.buf = bytearray(1152)  # telemetry payload, reused (a full write is ~950 B)
 
     async def run(self):
         while True:
@@ -292,7 +294,19 @@ class Cloud:
             if not self.p.poll(0):
                 break
             self.rx = now       # something came in (umqtt hides PINGRESPs)
-            x = m.check_msg()   # a PUBLISH goes to self._msg
+            # umqtt reads a whole PUBLISH into one new buffer (a shadow get response or echo is
+            # ~1 KB). A fragmented heap may have no such hole, so the telemetry buffer doubles
+            # as a reserve: freed for the read, allocated again once the message is handled.
+            self.buf = None
+            gc.collect()
+            try:
+                x = m.check_msg()   # a PUBLISH goes to self._msg
+            finally:
+                gc.collect()
+                try:
+                    self.buf = bytearray(1152)
+                except MemoryError:
+                    self.buf = bytearray(0)     # telemetry falls back to a per-write buffer
             s.settimeout(_TO)   # check_msg() left the socket without its timeout
             if x and x & 0xF0 != 0x30:
                 # SUBACK (or another small ack): umqtt left its body in the socket
@@ -327,9 +341,11 @@ class Cloud:
             n = self._tele(None)
             self.io = 1
             if n > 10:
-                b = bytearray(n)
+                # one buffer allocated at boot: a fresh ~1 KB block every write would need a
+                # contiguous hole in a fragmented 30 KB heap (MemoryError seen in long runs)
+                b = self.buf if n <= len(self.buf) else bytearray(n)
                 self._tele(b)
-                m.publish("@shadow/data/update", b)
+                m.publish("@shadow/data/update", memoryview(b)[:n])
                 self.tw = t
                 self.tt = max(self.tt, t) + 10
             else:
@@ -357,7 +373,7 @@ class Cloud:
             n += len(f) + 1
         if b:
             b[:9] = b'{"data":{'
-            b[n:] = b"}}"
+            b[n:n + 2] = b"}}"
             self.clr = 0
         return n + 2
 
