@@ -30,7 +30,7 @@ class Control:
         self.up_s = -1              # when it was last raised
         self.plan_s = -PLAN_S
         self.sig = -1               # what the cloud/OLED show, packed; change -> st.dirty
-        self.psig = None            # settings the plan was made with
+        self.psig = [-2, 0, 0, 0, 0]    # settings the plan was made with
         self.choice = st.choice
         self.choice_until = 0
         self.relays = -1
@@ -170,9 +170,17 @@ class Control:
             self.relays = on
         st.advice = scheduler.advice(peak or dr, on, cfg)[0]
 
-        psig = (st.target_min, st.ev_state in (2, 3, 4), st.trip_soc_pct, on, st.start_soc_pct)
-        if psig != self.psig or t_s - self.plan_s >= PLAN_S:
-            self.psig = psig
+        # settings the plan depends on, packed in place (no per-tick allocation: a tuple kept
+        # from one tick to the next fragments a small heap)
+        ps = self.psig
+        changed = (ps[0] != st.target_min or ps[1] != (st.ev_state in (2, 3, 4))
+                   or ps[2] != st.trip_soc_pct or ps[3] != on or ps[4] != st.start_soc_pct)
+        if changed or t_s - self.plan_s >= PLAN_S:
+            ps[0] = st.target_min
+            ps[1] = st.ev_state in (2, 3, 4)
+            ps[2] = st.trip_soc_pct
+            ps[3] = on
+            ps[4] = st.start_soc_pct
             self.plan_s = t_s
             p = None
             if now and st.target_min >= 0 and st.ev_soc_pct >= 0 and st.ev_state in (2, 3, 4):
@@ -201,21 +209,31 @@ class Control:
         b = self.b
         wh0 = -1
         at = b.ticks_ms()
-        sig0 = None
+        sv = [None] * 8             # settings as last saved
         while True:
             await b.sleep(1000)
             wh = st.counters[meter.C_TOTAL]
-            sig = (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
-                   st.dr_limit_w, st.dr_until, bytes(st.loads))
-            if (wh0 >= 0 and wh - wh0 >= 10 or sig != sig0
+            # the persisted settings, compared in place (no tuple kept between seconds)
+            m = 0
+            for i in range(len(st.loads)):
+                m |= st.loads[i] << i
+            now_v = (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
+                     st.dr_limit_w, st.dr_until, m)
+            sig = 0
+            for i in range(8):
+                if sv[i] != now_v[i]:
+                    sv[i] = now_v[i]
+                    sig = 1
+            del now_v
+            if (wh0 >= 0 and wh - wh0 >= 10 or sig
                     or (wh != wh0 and b.ticks_diff(b.ticks_ms(), at) >= 60000)):
                 try:
                     store.save(b.STORE, seq + 1, st)
                 except OSError:
+                    sv[0] = None            # retry the settings next second
                     continue
                 seq += 1
                 wh0 = wh
-                sig0 = sig
                 at = b.ticks_ms()
 
     async def run(self):
