@@ -67,6 +67,7 @@ def test_dry_run_prints_the_whole_sequence_in_order(inputs, tmp_path):
         r"esptool --port /dev/ttyFAKE0 --baud 460800 write-flash --flash-size detect "
         r"--flash-mode dout 0 " + re.escape(str(fw)) + "$",
         r"sleep \d+$",
+        r"mpremote connect /dev/ttyFAKE0 exec .*VfsLfs2\.mkfs",
         r"mpremote connect /dev/ttyFAKE0 romfs query$",
         r"mpremote connect /dev/ttyFAKE0 romfs deploy " + re.escape(str(build)) +
         r"/esp8266\.romfs \+ exec ",

@@ -157,7 +157,7 @@ for f in "$SRC"/*.py; do
 done
 
 TOTAL=7
-[[ $SKIP_FLASH -eq 1 ]] || TOTAL=$((TOTAL + 2))
+[[ $SKIP_FLASH -eq 1 ]] || TOTAL=$((TOTAL + 3))
 [[ $SAFE_RESET -eq 1 ]] && TOTAL=$((TOTAL + 1))
 [[ $NO_RESET -eq 1 ]] && TOTAL=$((TOTAL - 1))
 
@@ -237,6 +237,11 @@ if [[ $SKIP_FLASH -eq 0 ]]; then
     run "${WF[@]}"
     echo "  waiting ${BOOT_WAIT}s for the first boot (it creates the filesystem)"
     run sleep "$BOOT_WAIT"
+    # The first boot makes a FAT filesystem, which rewrites the same flash sector on every store
+    # checkpoint (thousands a day: worn out within weeks). LittleFS spreads the writes over the
+    # whole filesystem and survives power cuts mid-write. _boot.py detects it on later boots.
+    step "Formatting the filesystem as LittleFS (wear levelling for the store)"
+    runm "${MPR[@]}" exec "import os, flashbdev; os.umount('/'); os.VfsLfs2.mkfs(flashbdev.bdev); os.mount(flashbdev.bdev, '/'); print('littlefs ok')"
 fi
 
 if [[ $SAFE_RESET -eq 1 ]]; then
