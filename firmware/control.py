@@ -79,7 +79,10 @@ class Control:
             else:                           # no power register: what the EV is allowed to draw
                 st.ev_power_w = st.ev_current_a * volt * ch["phases"] if e[1] == 3 else 0
             if not self.configured:
-                self.configured = await evse.configure(self.bus, ch["addr"], FALLBACK_S, 0)
+                # (the simulated board runs up to x1200, where ticks are tens of simulated
+                # seconds apart: its charger's timeout, in simulated time, is stretched to match)
+                self.configured = await evse.configure(
+                    self.bus, ch["addr"], FALLBACK_S * (1 + int(b.SPEED) // 100), 0)
         else:
             st.ev_misses += 1
         if st.ev_misses >= 3:
