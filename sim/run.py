@@ -31,14 +31,6 @@ def heap_bytes(text):
     return int(float(t.rstrip("KM")) * mul)
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
 FROZEN_ON_BOARD = ("ssd1306", "umqtt.simple")
 
 
@@ -153,7 +145,7 @@ class Sim:
             import netpie_standin
         except ImportError:
             return False
-        port = free_port()
+        port = self.a.cloud_port or netpie_standin.free_port()
         try:
             self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
                 self.dir, "netpie"))
@@ -349,6 +341,9 @@ class Sim:
         out = ["\x1b[H\x1b[2J",
                "simulated meter  %02d:%02d:%02d local  x%g  (Ctrl-C stops)" % (
                    lt.tm_hour, lt.tm_min, lt.tm_sec, self.a.speed),
+               ("dashboard: .venv/bin/python tools/dashboard.py --port %d show | send target "
+                "07:30 | send emergency on | ..." % self.cfg["netpie"]["port"])
+               if self.cloud else "(no NETPIE stand-in)",
                "house %5s W   EV %5s W   total %5s W   limit %5s W" % (
                    w.get("house_w"), w.get("ev_w"), w.get("total_w"), w.get("limit_w")),
                "EV state %s  current %s A  SOC %s %%   over-limit %s s" % (
@@ -413,9 +408,20 @@ def main_args(argv=None):
                     help="H,MIN: stop the NETPIE stand-in at hour H for MIN minutes")
     ap.add_argument("--kill-at", type=float, default=0,
                     help="SIGKILL the firmware after this many hours and restart it")
+    ap.add_argument("--cloud-port", type=int, default=0,
+                    help="stand-in port (live view default 18830, headless a free port)")
     a = ap.parse_args(argv)
     if not a.speed:
         a.speed = 600 if a.hours else 30
+    if not a.cloud_port and not a.hours:
+        s = socket.socket()
+        try:
+            s.bind(("127.0.0.1", 18830))
+            a.cloud_port = 18830
+        except OSError:
+            pass
+        finally:
+            s.close()
     return a
 
 
