@@ -74,6 +74,9 @@ class Control:
             st.ev_state = e[1]
             if was not in (2, 3, 4) and e[1] in (2, 3, 4):
                 self.sess_wh = 0            # plugged in: a new session
+            if was in (2, 3, 4) and e[1] == 1 and st.emergency:
+                st.emergency = False        # emergency charging ends with the session
+                st.dirty = True
             if e[3] >= 0:
                 st.ev_power_w = e[3]
             else:                           # no power register: what the EV is allowed to draw
