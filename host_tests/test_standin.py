@@ -302,8 +302,8 @@ def test_cli_runs_until_sigterm(tmp_path):
         c.close()
         p.send_signal(signal.SIGTERM)
         assert p.wait(10) == 0
-        # the broker child went with it
-        out = subprocess.run(["pgrep", "-f", "netpie-standin-"], capture_output=True, text=True)
+        # the broker child went with it (its own session only: other stand-ins may be running)
+        out = subprocess.run(["pgrep", "-s", str(p.pid)], capture_output=True, text=True)
         assert out.stdout.strip() == ""
     finally:
         if p.poll() is None:

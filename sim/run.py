@@ -251,7 +251,9 @@ class Sim:
                         time.sleep(0.01)
                     time.sleep(0.05)
                     with open(wpath) as f:
-                        at_kill = json.load(f)["total_energy_wh"]
+                        wj = json.load(f)
+                    # the dump lands a few ms after the kill: take back what flowed since
+                    at_kill = wj["total_energy_wh"] - max(0.0, wj["t"] - now) * wj["total_w"] / 3600
                     old = fw
                     fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
                     fw.heap_max = old.heap_max
