@@ -209,7 +209,7 @@ class Control:
 
     async def persist(self, seq):
         """Task: checkpoint counters + settings to the store (the older of its two slots) when
-        8 Wh have accrued, when a setting changed, and at least every 60 s while energy flows.
+        5 Wh have accrued, when a setting changed, and at least every 60 s while energy flows.
         A failed write (flash full or failing) is retried the next second."""
         st = self.st
         b = self.b
@@ -231,8 +231,8 @@ class Control:
                     sv[i] = now_v[i]
                     sig = 1
             del now_v
-            # 8 Wh: with this 1 s check even a 7 kW load stays within 10 Wh of the last record
-            if (wh0 >= 0 and wh - wh0 >= 8 or sig
+            # 5 Wh: with this 1 s check and the tick lag a kill loses at most 10 Wh
+            if (wh0 >= 0 and wh - wh0 >= 5 or sig
                     or (wh != wh0 and b.ticks_diff(b.ticks_ms(), at) >= 60000)):
                 try:
                     store.save(b.STORE, seq + 1, st)
