@@ -21,6 +21,8 @@ charger.ramp_a_per_s i 1 80
 pzem.addr i 1 247
 battery.capacity_wh i 1000 300000
 battery.efficiency n 0.5 1
+battery.taper_soc_pct i 50 100
+battery.taper_floor_pct i 1 100
 trip.wh_per_km i 50 1000
 trip.reserve_pct i 0 50
 netpie.client_id s 0 64
@@ -37,6 +39,7 @@ _DEFAULTS = {
     "charger": {"addr": 2, "min_a": 6, "max_a": 16, "phases": 1, "restart_hold_s": 60,
                 "ramp_a_per_s": 2},
     "pzem": {"addr": 1},
+    "battery": {"taper_soc_pct": 100, "taper_floor_pct": 10},
     "trip": {"wh_per_km": 170, "reserve_pct": 10},
     "netpie": {"client_id": "", "token": "", "secret": "", "host": "mqtt.netpie.io",
                "port": 1883, "alias": "meter"},

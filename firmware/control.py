@@ -2,6 +2,8 @@
 # readings + user settings into a charger current (scheduler.allocate), relay states, advice and
 # the plan, and account the energy (meter). This is the one place limits are enforced; cloud
 # commands only change settings in the State. A second coroutine (persist) checkpoints the store.
+import gc
+
 import evse
 import meter
 import pzem
@@ -40,6 +42,7 @@ class Control:
         self.start_soc = st.start_soc_pct
         self.ticks = 0              # the watchdog task feeds only while this moves
         self.gap_ms = 0
+        self.oom = 0                # ticks lost to MemoryError (reported)
 
     async def tick(self):
         b = self.b
@@ -218,34 +221,44 @@ class Control:
         sv = [None] * 8             # settings as last saved
         while True:
             await b.sleep(1000)
-            wh = st.counters[meter.C_TOTAL]
-            # the persisted settings, compared in place (no tuple kept between seconds)
-            m = 0
-            for i in range(len(st.loads)):
-                m |= st.loads[i] << i
-            now_v = (st.target_min, st.emergency, st.choice, st.trip_soc_pct, st.start_soc_pct,
-                     st.dr_limit_w, st.dr_until, m)
-            sig = 0
-            for i in range(8):
-                if sv[i] != now_v[i]:
-                    sv[i] = now_v[i]
-                    sig = 1
-            del now_v
-            # 5 Wh: with this 1 s check and the tick lag a kill loses at most 10 Wh
-            if (wh0 >= 0 and wh - wh0 >= 5 or sig
-                    or (wh != wh0 and b.ticks_diff(b.ticks_ms(), at) >= 60000)):
-                try:
-                    store.save(b.STORE, seq + 1, st)
-                except OSError:
-                    sv[0] = None            # retry the settings next second
-                    continue
-                seq += 1
-                wh0 = wh
-                at = b.ticks_ms()
+            try:
+                wh = st.counters[meter.C_TOTAL]
+                # the persisted settings, compared in place (no tuple kept between seconds)
+                m = 0
+                for i in range(len(st.loads)):
+                    m |= st.loads[i] << i
+                now_v = (st.target_min, st.emergency, st.choice, st.trip_soc_pct,
+                         st.start_soc_pct, st.dr_limit_w, st.dr_until, m)
+                sig = 0
+                for i in range(8):
+                    if sv[i] != now_v[i]:
+                        sv[i] = now_v[i]
+                        sig = 1
+                del now_v
+                # 5 Wh: with this 1 s check and the tick lag a kill loses at most 10 Wh
+                if (wh0 >= 0 and wh - wh0 >= 5 or sig
+                        or (wh != wh0 and b.ticks_diff(b.ticks_ms(), at) >= 60000)):
+                    try:
+                        store.save(b.STORE, seq + 1, st)
+                    except OSError:
+                        sv[0] = None            # flash said no: retry next second
+                        continue
+                    seq += 1
+                    wh0 = wh
+                    at = b.ticks_ms()
+            except MemoryError:
+                sv[0] = None                # no free block: retry next second
 
     async def run(self):
         while True:
             t0 = self.b.ticks_ms()
-            await self.tick()
+            try:
+                await self.tick()
+            except MemoryError:
+                # no free block in a fragmented heap: drop this tick, the next one starts from
+                # fresh readings. A heap that stays full stops self.ticks, and the watchdog
+                # resets the board (the store keeps the billing data)
+                self.oom += 1
+                gc.collect()
             used = self.b.ticks_diff(self.b.ticks_ms(), t0)
             await self.b.sleep(PERIOD_MS - used if used < PERIOD_MS - 50 else 50)

@@ -306,7 +306,7 @@ class Cloud:
                 try:
                     self.buf = bytearray(1152)
                 except MemoryError:
-                    self.buf = bytearray(0)     # telemetry falls back to a per-write buffer
+                    self.buf = bytearray(0)     # the next telemetry write tries again
             s.settimeout(_TO)   # check_msg() left the socket without its timeout
             if x and x & 0xF0 != 0x30:
                 # SUBACK (or another small ack): umqtt left its body in the socket
@@ -338,16 +338,15 @@ class Cloud:
         if (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
             st.dirty = False
             try:
+                b = self.buf
+                if len(b) < 1152:
+                    b = self.buf = bytearray(1152)  # the reserve was not got back after a read
                 self.io = 0
-                n = self._tele(None)
+                n = self._tele(b)
                 self.io = 1
                 if n > 10:
                     # one buffer allocated at boot: a fresh ~1 KB block every write would need
                     # a contiguous hole in a fragmented 30 KB heap (MemoryError in long runs)
-                    b = self.buf if n <= len(self.buf) else bytearray(n)
-                    self.io = 0
-                    self._tele(b)
-                    self.io = 1
                     m.publish("@shadow/data/update", memoryview(b)[:n])
                     self.tw = t
                     self.tt = max(self.tt, t) + 10
@@ -365,9 +364,10 @@ class Cloud:
                 self.tw = t - 9         # retry in about a second
 
     def _tele(self, b):
-        # the changed fields as {"data":{...}}: b=None counts the bytes, else fills bytearray b
-        # of that length (one buffer, each field composed on its own)
+        # the changed fields as {"data":{...}} written into bytearray b in one pass; returns the
+        # length (<= 10: nothing changed). A field that does not fit waits for the next write.
         n = 8
+        top = len(b) - 2
         for i in range(_N + 4):
             f = self._val(i)
             if f is None:
@@ -375,18 +375,21 @@ class Cloud:
             x = _fp(f) & 0x3FFFFFFF     # a small int on the ESP8266 too
             if i < _N and x == self.h[i]:
                 continue
-            if b:
-                b[n] = 44               # ","
-                b[n + 1:n + 1 + len(f)] = f
-                if i < _N:
-                    self.h[i] = x
-                if i < 3:
-                    self.uc |= 1 << i
-                    self.tu = ticks_ms()
-            n += len(f) + 1
-        if b:
-            b[:9] = b'{"data":{'
-            b[n:n + 2] = b"}}"
+            e = n + 1 + len(f)
+            if e > top:
+                self.st.dirty = True
+                continue
+            b[n] = 44                   # ","
+            b[n + 1:e] = f
+            n = e
+            if i < _N:
+                self.h[i] = x
+            if i < 3:
+                self.uc |= 1 << i
+                self.tu = ticks_ms()
+        b[:9] = b'{"data":{'            # its "{" overwrites the first field's ","
+        b[n:n + 2] = b"}}"
+        if n > 8:
             self.clr = 0
         return n + 2
 

@@ -2,8 +2,9 @@
 # demand-response advice. No clock reads, no I/O: callers pass times and readings in, so tests
 # feed numbers. Times are integer seconds; "local" seconds = UTC seconds + the fixed tz offset
 # (the meter uses no DST). Peak windows are a flat tuple of local minutes (start0, end0, ...),
-# a window with start > end crosses midnight. Integer arithmetic throughout: the ESP8266 has
-# 30-bit floats.
+# a window with start > end crosses midnight. Integer arithmetic except for the battery taper's
+# log/exp (the ESP8266 has 30-bit floats: ~0.1 s on a day's plan).
+from math import exp, log
 
 # plan() result indices
 P_OK = 0        # EV reaches 100 % by the target on off-peak time alone
@@ -98,17 +99,36 @@ def _walk(t, end, win, need_s, peak_ok):
     return got, full
 
 
-def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok):
+def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok, acc_w, tp, fl):
     # -> (soc reached at end, local full second or -1, seconds needed or -1, grid Wh drawn)
+    # Up to tp % the battery takes power_w; above it the vehicle accepts at most acc_w falling
+    # linearly to fl % of it at 100 % (the taper most cars show on AC), so the charge rate is
+    # min(power_w, acc_w * f(soc)): the taper seconds come from its integral in closed form.
+    # tp = 100 or fl = 100: no taper, exact integer arithmetic.
     if need_wh <= 0:
         return 100, t, 0, 0
     if power_w <= 0:
         return soc, -1, -1, 0
     gain = power_w * eff_pct            # battery Wh per hour, times 100
-    need_s = -(-need_wh * 360000 // gain)
+    if tp < 100 and fl < 100:
+        k = 3600.0 * cap_wh / eff_pct   # seconds per percent at 1 W
+        c = (100 - fl) / (100.0 * (100 - tp))   # acceptance lost per percent above tp
+        xc = tp + (1 - power_w / acc_w) / c     # power_w <= acc_w: above xc the car limits
+        if xc > 100:
+            xc = 100
+        u = soc if soc > xc else xc
+        bulk = (xc - soc) * k / power_w if soc < xc else 0.0
+        need_s = int(bulk + k / (acc_w * c) * log((1 - c * (u - tp)) / (fl / 100.0))) + 1
+    else:
+        need_s = -(-need_wh * 360000 // gain)
     got, full = _walk(t, end, win, need_s, peak_ok)
     if full >= 0:
         return 100, full, need_s, -(-need_wh * 100 // eff_pct)
+    if tp < 100 and fl < 100 and got > bulk:
+        # on the taper: invert the integral for the SOC after the remaining seconds
+        x = tp + (1 - (1 - c * (u - tp)) * exp((bulk - got) * acc_w * c / k)) / c
+        reach = int(x)
+        return (reach if reach < 100 else 99), -1, need_s, (reach - soc) * cap_wh // eff_pct
     reach = soc + got * gain // (3600 * cap_wh)
     return (reach if reach < 100 else 99), -1, need_s, got * power_w // 3600
 
@@ -130,7 +150,9 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
     win = cfg["_win"]
     c = cfg["charger"]
     v = cfg["voltage_v"]
-    cap = cfg["battery"]["capacity_wh"]
+    bat = cfg["battery"]
+    cap = bat["capacity_wh"]
+    tp = bat["taper_soc_pct"]
     eff = cfg["_eff_pct"]
     need = (100 - soc) * cap // 100 if soc < 100 else 0
     lim = cfg["sanctioned_w"]
@@ -142,7 +164,7 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
         if amps > c["max_a"]:
             amps = c["max_a"]
         r.append(_case(t, end, win, need, cap, soc, amps * per_a if amps >= c["min_a"] else 0,
-                       eff, len(r) == 2))
+                       eff, len(r) == 2, c["max_a"] * per_a, tp, bat["taper_floor_pct"]))
     a, s, e = r
     pr = cfg["price"]
     cost = e[3] * (pr["emergency"] - pr["offpeak"]) / 1000

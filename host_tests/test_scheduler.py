@@ -1,6 +1,7 @@
 """scheduler.py: allocation limits and anti-flap, the plan against a brute-force minute-by-minute
 simulation written only here, trip need and DR advice."""
 import json
+import math
 import os
 
 from hypothesis import given, settings, strategies as st
@@ -12,8 +13,11 @@ EXAMPLE = os.path.join(os.path.dirname(__file__), "..", "firmware", "config.json
 
 
 def cfg_with(**kw):
+    """The example config with fields replaced (a__b = raw["a"]["b"]); no taper unless asked, so
+    the exact brute-force model below applies (the taper has its own tests)."""
     with open(EXAMPLE) as f:
         raw = json.load(f)
+    raw["battery"]["taper_soc_pct"] = 100
     for k, v in kw.items():
         node = raw
         keys = k.split("__")
@@ -276,3 +280,62 @@ def test_is_peak():
     assert not S.is_peak(22 * 60, (1020, 1320))
     assert S.is_peak(0, (1380, 120)) and S.is_peak(1439, (1380, 120))
     assert not S.is_peak(120, (1380, 120))
+
+
+# ---------------------------------------------------------------- plan: battery taper
+
+def taper_seconds(x0, x1, power_w, acc_w, tp, fl, cap, eff_pct):
+    """Exact seconds from SOC x0 to x1 % for the emulated car: it takes min(power_w, acc_w x f),
+    f = 1 up to tp %, then falling linearly to fl % at 100 % (integrated in closed form)."""
+    k = 3600.0 * cap / eff_pct            # seconds per percent at 1 W
+    c = (1 - fl / 100.0) / (100 - tp)
+    flat_w = min(power_w, acc_w)
+    xc = tp + (1 - flat_w / acc_w) / c if c > 0 else 100.0   # where the taper starts to bite
+    s = 0.0
+    if x0 < xc:
+        s += (min(x1, xc) - x0) * k / flat_w
+    if x1 > xc:
+        u = max(x0, xc)
+        s += k / (acc_w * c) * math.log((1 - c * (u - tp)) / (1 - c * (x1 - tp)))
+    return s
+
+
+@settings(max_examples=300, deadline=None)
+@given(soc=st.integers(0, 99), amps=st.integers(6, 32), max_a=st.integers(16, 32),
+       tp=st.integers(50, 99), fl=st.integers(1, 100), cap=st.integers(10000, 80000),
+       minutes=st.integers(1, 1439), eff=st.sampled_from([0.85, 0.9, 1]))
+def test_plan_with_taper_is_never_optimistic_and_close(soc, amps, max_a, tp, fl, cap, minutes,
+                                                        eff):
+    amps = min(amps, max_a)
+    cfg = cfg_with(peak=[], sanctioned_w=amps * 230, breaker_w=amps * 230, tz_offset_min=0,
+                   charger__max_a=max_a, battery__capacity_wh=cap, battery__efficiency=eff)
+    cfg["battery"]["taper_soc_pct"] = tp
+    cfg["battery"]["taper_floor_pct"] = fl
+    now = 1_764_000_000 - 1_764_000_000 % 86400            # 00:00 UTC
+    p = S.plan(now, minutes, soc, 0, 0, 0, cfg)
+    args = (amps * 230, max_a * 230, tp, fl, cap, cfg["_eff_pct"])
+    full_s = taper_seconds(soc, 100, *args)
+    avail = minutes * 60
+    if p[S.P_OK]:
+        took = p[S.P_FULL] - now
+        assert full_s <= took + 1 and took <= full_s * 1.02 + 60, "full: never early, <= 2 % late"
+        assert p[S.P_MIN] == -(-took // 60)
+    else:
+        assert full_s > avail - 60
+        r = p[S.P_SOC]
+        assert taper_seconds(soc, r, *args) <= avail + 1, "the SOC promised is reached"
+        assert r >= 98 or taper_seconds(soc, r + 2, *args) > avail, "and at most 2 % low"
+
+
+def test_taper_slows_the_last_fifth():
+    cfg = cfg_with(peak=[], tz_offset_min=0)
+    now = 1_764_000_000 - 1_764_000_000 % 86400
+    flat = S.plan(now, 23 * 60, 50, 0, 0, 0, cfg)
+    cfg["battery"]["taper_soc_pct"] = 80
+    tapered = S.plan(now, 23 * 60, 50, 0, 0, 0, cfg)
+    assert flat[S.P_OK] and tapered[S.P_OK]
+    assert tapered[S.P_MIN] > flat[S.P_MIN] * 1.25   # the car takes 21 A only up to 89 %
+    # a target that leaves the flat battery just enough: the tapered one falls short above 80 %
+    t = -(-flat[S.P_MIN] // 60) * 60
+    short = S.plan(now, t, 50, 0, 0, 0, cfg)
+    assert not short[S.P_OK] and 80 <= short[S.P_SOC] < 100

@@ -64,6 +64,7 @@ class Firmware:
         self.fatal = None
         self.faults_seen = 0
         self.gap_max = 0
+        self.oom = 0                # control ticks dropped for MemoryError (cumulative)
         self.reports = []
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
@@ -90,6 +91,8 @@ class Firmware:
                 self.heap_max = max(self.heap_max, d["heap"])
             if "gap" in d:
                 self.gap_max = max(self.gap_max, d["gap"])
+            if "oom" in d:
+                self.oom = d["oom"]
             if "f" in d:
                 self.faults_seen |= d["f"]
                 self.last = d
@@ -259,6 +262,7 @@ class Sim:
                     fw.heap_max = old.heap_max
                     fw.faults_seen = old.faults_seen
                     fw.gap_max = old.gap_max
+                    fw.oom = old.oom
                     fw.reports = old.reports
                     for _ in range(500):
                         if fw.boot or fw.proc.poll() is not None:
@@ -320,6 +324,7 @@ class Sim:
         if back_at:
             summary["reconnect_real_s"] = reconnect_s
         summary["tick_gap_max_ms"] = fw.gap_max
+        summary["ticks_lost_oom"] = fw.oom
         summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"

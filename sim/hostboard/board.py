@@ -129,6 +129,9 @@ def wifi_ok():
 watchdog = feed     # the first feed starts the gap measurement
 
 
+REPORT = True       # status lines on stdout for the harness
+
+
 def report(line):
     sys.stdout.write(line)
     sys.stdout.write("\n")
