@@ -1,5 +1,5 @@
 # Runs under the MicroPython unix port against the running emulator (python -m sim.emulator):
-#   MICROPYPATH=firmware:host_tests:.frozen micropython host_tests/mp_bus_check.py \
+#   MICROPYPATH=sim/hostboard:firmware:host_tests:.frozen micropython host_tests/mp_bus_check.py \
 #       BUS FAULTS SPEED MODE PZEM_ADDR CHARGER_ADDR
 # MODE "full": PZEM + charger with extension; "noext": charger without the extension block.
 # The scenario must start with the EV plugged at 50 % SOC, 800 W house, PZEM energy >= 100000 Wh.
@@ -11,7 +11,7 @@ import asyncio
 import modbus
 import pzem
 import evse
-from mp_uart import PtyUart
+from board import Pty as PtyUart     # the host board's UART over the pty
 
 BUS, FAULTS, SPEED, MODE = sys.argv[1], sys.argv[2], float(sys.argv[3]), sys.argv[4]
 PA, CA = int(sys.argv[5]), int(sys.argv[6])

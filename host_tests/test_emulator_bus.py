@@ -65,7 +65,8 @@ def emu(tmp_path):
 
 
 def run_mp(bus, run, mode, pa=1, ca=2, speed=SPEED):
-    env = dict(os.environ, MICROPYPATH=FIRMWARE + ":" + HERE + ":.frozen")
+    hostboard = os.path.join(ROOT, "sim", "hostboard")
+    env = dict(os.environ, MICROPYPATH=hostboard + ":" + FIRMWARE + ":" + HERE + ":.frozen")
     r = subprocess.run([micropython_bin(), os.path.join(HERE, "mp_bus_check.py"), bus,
                         str(run / "faults"), str(speed), mode, str(pa), str(ca)],
                        env=env, capture_output=True, text=True, timeout=90)
