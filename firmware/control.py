@@ -136,9 +136,9 @@ class Control:
             if not self.choice_until or now >= self.choice_until:
                 st.choice = self.choice = 0
         emerg = st.emergency or st.choice == 2
-        lim = st.dr_limit_w if dr else cfg["sanctioned_w"]
-        if emerg:
-            lim = cfg["breaker_w"] if not dr or st.dr_limit_w > cfg["breaker_w"] else st.dr_limit_w
+        lim = cfg["breaker_w"] if emerg else cfg["sanctioned_w"]
+        if dr and st.dr_limit_w < lim:
+            lim = st.dr_limit_w             # a grid request only ever lowers the limit
         st.limit_w = lim
         house = st.power_w - st.ev_power_w
         if house < 0:
