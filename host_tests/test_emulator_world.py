@@ -210,3 +210,36 @@ def test_default_day_scenario_loads():
     assert m["soc_start"] == pytest.approx(35, abs=5)
     assert m["hours"] == 26
     assert not w.plugged                     # left in the morning
+
+
+def test_unplug_ends_emergency():
+    # control.py clears st.emergency when the EV goes from plugged to A: the next session
+    # charges under the sanctioned limit again
+    scen = {"ev": [{"at": "06:00", "soc": 20}, {"at": "07:00", "plug": False},
+                   {"at": "08:00", "soc": 30}],
+            "commands": [{"at": "06:10", "cmd": "emergency", "value": "on"}]}
+    w = make(scen)
+    w.advance(w.t0 + 1800)
+    assert w.emergency and w.limit_w() == CFG["breaker_w"]
+    w.advance(w.t0 + 2.5 * 3600)
+    assert not w.emergency and w.limit_w() == CFG["sanctioned_w"]
+
+
+def test_scenario_fault_for_all_devices():
+    w = make({"faults": [{"at": "06:10", "dev": "all", "kind": "silent", "s": 60}]})
+    w.advance(w.t0 + 630)
+    assert w.fault("pzem", "silent", w.t) and w.fault("charger", "silent", w.t)
+    with pytest.raises(W.ScenarioError):
+        make({"faults": [{"at": "06:10", "dev": "meter", "kind": "silent"}]})
+
+
+def test_car_defaults_follow_the_validated_config():
+    # no charger.max_a in the config: the firmware's default is 16 A, and the emulated car's
+    # onboard charger takes the same (taper from 80 % to 0.1 x at 100 %)
+    ch = {k: v for k, v in CFG["charger"].items() if k != "max_a"}
+    w = make({"ev": [{"at": "06:00", "soc": 50}]}, dict(CFG, charger=ch))
+    assert (w.onboard_a, w.taper_soc, w.taper_floor) == (16, 80, 0.1)
+    w.charger_write(1000, [32])
+    w.advance(w.t + 3)
+    assert w.ev_a == 16
+    assert CFG["charger"]["max_a"] == 32 and "_win" not in CFG     # the caller's dict untouched

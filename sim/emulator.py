@@ -20,6 +20,7 @@ import asyncio
 import heapq
 import json
 import logging
+import math
 import os
 import select
 import signal
@@ -67,6 +68,11 @@ class Clock:
         self.epoch = float(env.get("SIM_EPOCH") or default_epoch)
         self.anchor = float(env.get("SIM_ANCHOR") or time.time())
         self.speed = float(env.get("SIM_SPEED") or 1)
+        # when the meter's clock becomes valid (sim/hostboard/board.py utc()): SIM_CLOCK unset or
+        # "ok" = always, "none" = never, <s> = s simulated seconds after SIM_EPOCH
+        c = env.get("SIM_CLOCK") or "ok"
+        self.valid_from = -math.inf if c == "ok" else math.inf if c == "none" else (
+            self.epoch + float(c))
 
     def now(self) -> float:
         return self.epoch + (time.time() - self.anchor) * self.speed
@@ -282,7 +288,7 @@ class Emulator:
         self.dir = sim_dir
         os.makedirs(sim_dir, exist_ok=True)
         self.clock = Clock(scenario_epoch(cfg, scen))
-        self.world = World(cfg, scen, t_start=self.clock.now())
+        self.world = World(cfg, scen, t_start=self.clock.now(), clock_from=self.clock.valid_from)
         self.lock = threading.Lock()
         self.link = BusLink(self, pace, late_ms / 1000.0)
         self.server = None

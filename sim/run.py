@@ -3,6 +3,7 @@ ROMFS image) on the MicroPython unix port with a capped heap, sharing one simula
 
     python -m sim.run                          # live terminal view until Ctrl-C (make sim)
     python -m sim.run --hours 24 --speed 600   # headless; last line = one JSON summary
+    python -m sim.run --scenario S.json        # headless for the scenario's "hours"
 
 The scenario (docs/scenario.md) drives the household, the EV and faults in the emulator; its
 "commands" are sent through the NETPIE stand-in exactly as the dashboard sends them.
@@ -121,9 +122,11 @@ class Sim:
         with open(a.config) as f:
             self.cfg = json.load(f)
         sys.path.insert(0, ROOT)
-        from sim.world import parse_at, scenario_epoch
-        self.parse_at = parse_at
+        from sim.world import parse_at, scenario_commands, scenario_epoch
         self.epoch = scenario_epoch(self.cfg, self.scen)
+        # checked before anything starts (ScenarioError); same-time commands keep file order
+        self.cmds = sorted(((parse_at(at, self.cfg, self.scen), cmd, p)
+                            for at, cmd, p in scenario_commands(self.scen)), key=lambda c: c[0])
         self.anchor = time.time() + 1.0
         self.procs = []
         self.cloud = None
@@ -170,11 +173,12 @@ class Sim:
             self.dir, "netpie"))
         self.mqtt = self.cloud.dashboard_client()
 
-    def send(self, cmd, value):
+    def send(self, cmd, payload):
+        """Publish as the dashboard does: publishMsg("<alias>/<cmd>", payload text)."""
         if self.mqtt is None:
             return False
-        payload = value if isinstance(value, str) else json.dumps(value)
-        self.mqtt.publish("@msg/meter/" + cmd, payload)
+        alias = self.cfg.get("netpie", {}).get("alias", "meter")
+        self.mqtt.publish("@msg/%s/%s" % (alias, cmd), payload)
         return True
 
     def start_emulator(self, env):
@@ -210,8 +214,7 @@ class Sim:
                 break
             time.sleep(0.01)
         first_boot = fw.boot
-        cmds = sorted((self.parse_at(c["at"], self.cfg, self.scen), c["cmd"], c["value"])
-                      for c in self.scen.get("commands", []))
+        cmds = list(self.cmds)
         end = self.epoch + a.hours * 3600 if a.hours else None
         kill_at = self.epoch + a.kill_at * 3600 if a.kill_at else None
         outage = None
@@ -302,8 +305,12 @@ class Sim:
             "sanctioned_w": world.get("sanctioned_w"),
             "max_total_w": world.get("max_total_w"),
             "over_limit_s": world.get("over_limit_s"),
+            "over_limit_wh": world.get("over_limit_wh"),
+            "over_limit_em_s": world.get("over_limit_em_s"),
+            "over_breaker_s": world.get("over_breaker_s"),
             "ev_energy_wh": world.get("ev_energy_wh"),
             "ev_energy_peak_wh": world.get("ev_energy_peak_wh"),
+            "total_energy_wh": world.get("total_energy_wh"),
             "soc_start": world.get("soc_start"),
             "soc_end": world.get("soc_end"),
             "faults": faults,
@@ -402,9 +409,11 @@ def oled_png(bin_path, png_path, scale=4):
 
 def main_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--hours", type=float, default=0, help="run headless for this many hours")
+    ap.add_argument("--hours", type=float, default=None,
+                    help="run headless for this many hours (default: the hours of a --scenario "
+                         "given; 0 or no --scenario: live view until Ctrl-C)")
     ap.add_argument("--speed", type=float, default=0, help="simulated seconds per real second")
-    ap.add_argument("--scenario", default=DEFAULT_SCENARIO)
+    ap.add_argument("--scenario", default=None, help="scenario JSON (default: the default day)")
     ap.add_argument("--config", default=DEFAULT_CONFIG)
     ap.add_argument("--heap", default="48K", help="board-equivalent heap cap (image added)")
     ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
@@ -418,6 +427,16 @@ def main_args(argv=None):
     ap.add_argument("--cloud-port", type=int, default=0,
                     help="stand-in port (live view default 18830, headless a free port)")
     a = ap.parse_args(argv)
+    if a.scenario is None:
+        a.scenario = DEFAULT_SCENARIO
+        if a.hours is None:
+            a.hours = 0                 # plain `make sim`: the live view, as always
+    if a.hours is None:                 # a scenario given without --hours: its own length
+        try:
+            with open(a.scenario) as f:
+                a.hours = float(json.load(f).get("hours") or 0)
+        except (OSError, ValueError, AttributeError):
+            a.hours = 0                 # Sim() reports the unreadable scenario
     if not a.speed:
         a.speed = 600 if a.hours else 30
     if not a.cloud_port and not a.hours:

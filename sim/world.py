@@ -10,17 +10,93 @@ what the Modbus server exposes. See docs/scenario.md and docs/charger-modbus.md.
 from __future__ import annotations
 
 import calendar
+import copy
+import importlib.util
+import json
 import math
+import os
 
 EXT_ID = 0x4556
 FAULT_KINDS = ("silent", "crc", "late")
 FAULT_DEVS = ("pzem", "charger")
+CHOICES = ("accept", "shed", "emergency")          # firmware/state.py, index = st.choice
+ONOFF = ("off", "on", "false", "true", "0", "1")   # firmware/netpie.py apply(): odd index = on
+WORLD_CMDS = ("dr", "emergency", "choice", "target")    # the commands that change the limit
 SERIES_FIELDS = ("t", "house_w", "ev_w", "limit_w", "soc", "amps")
 ENERGY_WRAP_WH = 10_000_000          # PZEM energy register range 0..9999.99 kWh
 
 
 class ScenarioError(ValueError):
     pass
+
+
+def _load_fw_config():
+    # by file path, not sys.path: the firmware's module names (config, board, store...) must not
+    # shadow anything in the emulator process
+    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware",
+                        "config.py")
+    spec = importlib.util.spec_from_file_location("fw_config", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+_fw_config = _load_fw_config()
+
+
+def firmware_config(cfg: dict) -> dict:
+    """The config as the firmware runs on it: firmware/config.py validate() on a copy fills the
+    same defaults (charger.max_a 16...). A config the firmware refuses keeps the defaults filled
+    so far, so the world still runs and the harness can report the refusal."""
+    c = copy.deepcopy(cfg)
+    try:
+        return _fw_config.validate(c)
+    except ValueError:
+        return c
+
+
+def payload(value) -> str:
+    """A scenario command's value as the harness publishes it and apply() receives it."""
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def scenario_commands(scen: dict) -> list:
+    """The scenario's commands as [(at, cmd, payload)] in file order. Each needs at, cmd and
+    value (an empty command is "value": ""), else ScenarioError."""
+    out = []
+    for c in scen.get("commands", []):
+        if not isinstance(c, dict) or not {"at", "cmd", "value"} <= set(c):
+            raise ScenarioError("command %r: want at, cmd and value" % (c,))
+        out.append((c["at"], str(c["cmd"]), payload(c["value"])))
+    return out
+
+
+def parse_target(v: str) -> int:
+    """apply()'s departure time: "HH:MM", minutes 0-1439, or ""/"-1"/"off" = none (-1)."""
+    if v in ("", "-1", "off"):
+        return -1
+    if ":" in v:
+        h, m = v.split(":")
+        if not (0 < len(h) < 3 and len(m) == 2 and h.isdigit() and m.isdigit()):
+            raise ValueError
+        if int(h) > 23 or int(m) > 59:
+            raise ValueError
+        return int(h) * 60 + int(m)
+    if not (0 < len(v) < 5 and v.isdigit()) or int(v) > 1439:
+        raise ValueError
+    return int(v)
+
+
+def parse_dr(p: str) -> tuple:
+    """apply()'s DR request: a JSON object of exactly limit_w 0-200000 and minutes 0-1440,
+    integers -> (limit_w, minutes); either 0 = cancel."""
+    d = json.loads(p)
+    if type(d) is not dict or len(d) != 2:
+        raise ValueError
+    w, m = d["limit_w"], d["minutes"]
+    if type(w) is not int or type(m) is not int or not (0 <= w <= 200000 and 0 <= m <= 1440):
+        raise ValueError
+    return w, m
 
 
 def hhmm(s: str) -> int:
@@ -101,7 +177,11 @@ def in_windows(utc: float, windows: list, tz_offset_min: int) -> bool:
 
 
 class World:
-    def __init__(self, cfg: dict, scen: dict, t_start: float | None = None):
+    def __init__(self, cfg: dict, scen: dict, t_start: float | None = None,
+                 clock_from: float = -math.inf):
+        """clock_from: simulated UTC from which the meter's clock is valid (SIM_CLOCK; inf =
+        never): before it the firmware refuses DR requests and keeps a choice open-ended."""
+        cfg = firmware_config(cfg)
         self.cfg = cfg
         self.scen = scen
         self.tz = int(cfg.get("tz_offset_min", 0))
@@ -121,7 +201,8 @@ class World:
         self.max_reg_a = int(sch.get("max_a", 80))
         self.fw_version = int(sch.get("fw", 18))
         sev = scen.get("ev_model", {})
-        self.onboard_a = float(sev.get("onboard_a", ch.get("max_a", 32)))
+        # the emulated car; config battery.taper_* is only the meter's belief about it
+        self.onboard_a = float(sev.get("onboard_a", ch.get("max_a", 16)))
         self.taper_soc = float(sev.get("taper_soc", 80))
         self.taper_floor = float(sev.get("taper_floor", 0.1))
         self.capacity_wh = float(bat.get("capacity_wh", 60000))
@@ -153,8 +234,13 @@ class World:
         pz = scen.get("pzem", {})
         self.pzem_energy_wh = float(pz.get("energy_wh", 0)) % ENERGY_WRAP_WH
         self.pzem_threshold_w = int(pz.get("threshold_w", 23000))
+        # the meter's settings as the commands set them (firmware/netpie.py apply())
+        self.clock_from = clock_from
         self.emergency = False
-        self.em_off_t = -1e18          # when emergency was last switched off
+        self.choice = 0                 # index into CHOICES
+        self.choice_until = None        # end of the choice, fixed once the clock is valid
+        self.target_min = -1            # departure, minute of the local day
+        self.em_off_t = -1e18          # when emergency charging last ended
         self.dr_limit_w = 0
         self.dr_until = -1.0
         self.faults: dict[tuple, float] = {}      # (dev, kind) -> until (sim s)
@@ -202,12 +288,15 @@ class World:
                 raise ScenarioError("load %r is not in the config" % (ld["name"],))
             add(ld["at"], "use", (ld["name"], bool(ld.get("use", True))))
         for f in scen.get("faults", []):
-            if f["dev"] not in FAULT_DEVS or f["kind"] not in FAULT_KINDS + ("ok",):
+            devs = FAULT_DEVS if f.get("dev") == "all" else (f.get("dev"),)
+            if any(d not in FAULT_DEVS for d in devs) or f.get("kind") not in FAULT_KINDS + (
+                    "ok",):
                 raise ScenarioError("bad fault %r" % (f,))
-            add(f["at"], "fault", (f["dev"], f["kind"], float(f.get("s", 0))))
-        for c in scen.get("commands", []):
-            if c.get("cmd") in ("dr", "emergency"):
-                add(c["at"], c["cmd"], c.get("value"))
+            for d in devs:
+                add(f["at"], "fault", (d, f["kind"], float(f.get("s", 0))))
+        for at, cmd, p in scenario_commands(scen):
+            if cmd in WORLD_CMDS:
+                add(at, "cmd", (cmd, p))
         ev.sort(key=lambda x: (x[0], x[1]))
         return ev
 
@@ -218,7 +307,11 @@ class World:
         self.next_sample = self.t0 + math.ceil((t - self.t0) / 60.0) * 60
 
     def _apply(self, kind: str, data) -> None:
+        was = self.em_on()
         self._apply1(kind, data)
+        self._choice_tick()
+        if was and not self.em_on():
+            self.em_off_t = self.t
         self._react_check()
 
     def _apply1(self, kind: str, data) -> None:
@@ -235,6 +328,7 @@ class World:
             self.sessions.append({"plug_t": int(self.t), "soc_start": round(self.soc, 2)})
         elif kind == "unplug":
             self.plugged = False
+            self.emergency = False          # control.py: emergency charging ends on unplug
             if self.sessions and "unplug_t" not in self.sessions[-1]:
                 self.sessions[-1].update(unplug_t=int(self.t), soc_end=round(self.soc, 2),
                                          wh=round(self.session_wh, 1))
@@ -242,16 +336,56 @@ class World:
             self.use[data[0]] = data[1]
         elif kind == "fault":
             self.set_fault(*data)
-        elif kind == "dr":
-            v = data or {}
-            self.dr_limit_w = int(v.get("limit_w", 0))
-            self.dr_until = self.t + 60.0 * float(v.get("minutes", 0))
-        elif kind == "emergency":
-            if isinstance(data, str):
-                data = data.strip().lower() in ("on", "true", "1")
-            if self.emergency and not data:
-                self.em_off_t = self.t
-            self.emergency = bool(data)
+        elif kind == "cmd":
+            self.command(*data)
+
+    def command(self, cmd: str, p: str) -> bool:
+        """A cloud command with payload text p, checked as firmware/netpie.py apply() checks it;
+        a command apply() rejects changes nothing here either. -> accepted."""
+        if len(p) > 128:
+            return False
+        v = p.strip().lower()
+        if not v.isascii():
+            v = "\0"                        # apply(): ASCII only
+        try:
+            if cmd == "emergency":
+                self.emergency = ONOFF.index(v) % 2 == 1
+            elif cmd == "choice":
+                c = CHOICES.index(v)
+                if c != self.choice:        # control.py: a new choice gets a new end
+                    self.choice_until = None
+                self.choice = c
+            elif cmd == "target":
+                self.target_min = parse_target(v)
+            elif cmd == "dr":
+                w, m = parse_dr(p)
+                if not (w and m):
+                    self.dr_limit_w, self.dr_until = 0, 0      # limit or minutes 0: cancel
+                elif self.clock_ok():
+                    self.dr_limit_w, self.dr_until = w, int(self.t) + m * 60
+                else:
+                    return False            # apply(): "clock not set"
+            else:
+                return False
+        except (ValueError, KeyError):
+            return False
+        return True
+
+    def clock_ok(self) -> bool:
+        return self.t >= self.clock_from
+
+    def _choice_tick(self) -> None:
+        """control.py: a choice lasts until the departure (target) it was made for, fixed when
+        the clock is first valid; with no departure set it reverts to accept at once."""
+        if not self.choice or not self.clock_ok():
+            return
+        now = int(self.t)
+        if self.choice_until is None and self.target_min >= 0:
+            loc = now + self.tz * 60
+            end = loc - loc % 86400 + self.target_min * 60
+            self.choice_until = (end if end >= loc else end + 86400) - self.tz * 60
+        if self.choice_until is None or now >= self.choice_until:
+            self.choice = 0
 
     def set_fault(self, dev: str, kind: str, seconds: float) -> None:
         if kind == "ok":
@@ -276,19 +410,21 @@ class World:
         return self.house_base_w + self.load_w()
 
     def limit_w(self) -> int:
-        """The applicable limit: a DR event's, else the sanctioned load; while emergency
-        charging is on the meter may use up to the breaker limit (still under a DR limit)."""
-        dr = self.t < self.dr_until
-        if self.em():
-            return min(self.breaker_w, self.dr_limit_w) if dr else self.breaker_w
-        return self.dr_limit_w if dr else self.sanctioned_w
+        """The applicable limit (control.py): the breaker limit while emergency charging is on,
+        else the sanctioned load; a DR event's limit only ever lowers it."""
+        lim = self.breaker_w if self.em() else self.sanctioned_w
+        return min(lim, self.dr_limit_w) if self.t < self.dr_until else lim
 
     EM_GRACE_S = 10.0
 
+    def em_on(self) -> bool:
+        """Emergency charging as the meter has it: the emergency switch or choice emergency."""
+        return self.emergency or self.choice == 2
+
     def em(self) -> bool:
-        """Emergency charging in force. Switching it off reaches the meter through the cloud
-        and the charger follows after its delay, so it counts EM_GRACE_S longer."""
-        return self.emergency or self.t < self.em_off_t + self.EM_GRACE_S
+        """Emergency charging in force for the metrics. Its end reaches the meter through the
+        cloud (or its next tick) and the charger follows after its delay: EM_GRACE_S longer."""
+        return self.em_on() or self.t < self.em_off_t + self.EM_GRACE_S
 
     def _react_check(self) -> None:
         """After a house/limit change: if the charger's commanded current no longer fits under
@@ -319,6 +455,10 @@ class World:
             d = min(d, self.pending[1])
         if self.dr_until > self.t:
             d = min(d, self.dr_until)
+        if self.choice:                     # the choice's end, or when it can get one
+            for c in (self.choice_until, self.clock_from):
+                if c is not None and self.t < c < math.inf:
+                    d = min(d, c)
         return min(d, self._timeout_due())
 
     def _apply_due(self) -> None:
@@ -327,6 +467,8 @@ class World:
             _, _, kind, data = self.events[self.ev_i]
             self.ev_i += 1
             self._apply(kind, data)
+        if self.choice:
+            self._apply("tick", None)       # the choice may end now
         if self.pending and self.pending[1] <= t:
             if self.applied_a != self.pending[0]:
                 self.counts["limit_changes"] += 1
@@ -508,6 +650,7 @@ class World:
             "charger_limit_a": self.reg_limit,
             "charger_applied_a": self.applied_a,
             "emergency": self.emergency,
+            "choice": CHOICES[self.choice],
             "pzem_addr": self.pzem_addr,
             "sessions": self.sessions,
             "counts": self.counts,
