@@ -90,7 +90,8 @@ def analyse(cfg, scen, world, reports, stats):
                 reached = r["soc"]
         acc.append({"plug_t": s["plug_t"], "soc_start": s["soc_start"],
                     "predicted_soc": pred["plan"][2], "predicted_full": bool(pred["plan"][0]),
-                    "reached_soc": reached})
+                    "reached_soc": reached,
+                    "cut": bool(rows) and rows[-1]["t"] < t_end})  # the run ended first
     dev = stats.get(next(iter(stats), ""), {}) if stats else {}
     days = world["hours"] / 24
     writes = dev.get("shadow_write_ops", 0)
