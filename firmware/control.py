@@ -162,7 +162,9 @@ class Control:
             c = st.counters
             if now:
                 meter.roll(c, loc)
-            meter.add(c, self.pend_ms if self.pend_ms < 600000 else 600000, st.power_w,
+            # the whole gap since the last good reading (capped at a day: small ints on the
+            # ESP8266); meter.add bounds what the power integrals may extrapolate
+            meter.add(c, self.pend_ms if self.pend_ms < 86400000 else 86400000, st.power_w,
                       st.ev_power_w, peak, emerg and st.ev_power_w > 0, r[3])
             self.pend_ms = 0
 

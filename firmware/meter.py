@@ -5,6 +5,8 @@
 # would lose Wh after a few months).
 import struct
 
+MAX_W = 26000   # the most a PZEM-004T 100 A can measure (100 A x 260 V)
+
 T_OFF = 0       # tariff periods
 T_PEAK = 1
 T_EM = 2        # EV energy drawn while emergency charging is on
@@ -68,6 +70,8 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
     emergency charging is on. When the PZEM's own energy register is given (pzem_wh >= 0) the
     whole-supply Wh follow its delta (1 Wh resolution, wrap handled) and the house share is that
     minus the EV's integral; a reset or implausible jump falls back to the power integral.
+    After an outage of the PZEM, dt_ms is the whole gap: the register delta covers it exactly,
+    bounded only by what the PZEM can measure at all (MAX_W), not by the power after the gap.
     """
     if ev_power_w < 0:
         ev_power_w = 0
@@ -87,8 +91,9 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
             d = pzem_wh - last
             if d < 0:
                 d += PZEM_WRAP
-            # more than twice the power integral + 10 Wh is a register reset, not energy
-            if d * _WMS_PER_WH <= 2 * power_w * dt_ms + 10 * _WMS_PER_WH:
+            # more than the PZEM can measure in the gap is a register reset, not energy (the
+            # power now says nothing about the gap: the load may have been higher meanwhile)
+            if d * _WMS_PER_WH <= MAX_W * dt_ms + 10 * _WMS_PER_WH:
                 h = (d - ev_wh) * _WMS_PER_WH
     h += c[C_ACC_H]
     h_wh = h // _WMS_PER_WH if h > 0 else 0
