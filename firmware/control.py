@@ -43,6 +43,8 @@ class Control:
         self.ticks = 0              # the watchdog task feeds only while this moves
         self.gap_ms = 0
         self.oom = 0                # ticks lost to MemoryError (reported)
+        self.ev_prev = 0            # the EV's power last tick, and how many ticks it held still
+        self.steady = 0
 
     async def tick(self):
         b = self.b
@@ -143,12 +145,20 @@ class Control:
         house = st.power_w - st.ev_power_w
         if house < 0:
             house = 0
+        # house = the meter's total minus the charger's power, read a moment apart: while the
+        # EV's power moves (it follows a new current within seconds) the two disagree by the
+        # change, and a low estimate would raise the current over the limit. So raise only
+        # after two steady charger readings (cuts never wait)
+        d = st.ev_power_w - self.ev_prev
+        self.ev_prev = st.ev_power_w
+        per_a = volt * ch["phases"]
+        self.steady = self.steady + 1 if -per_a < d < per_a else 0
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and soon) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
                                                  self.ok_since, ch, blocked)
-        if amps > st.ev_current_a and t_s == self.up_s:
-            amps = st.ev_current_a          # increases at most once a second (ramp is per s)
+        if amps > st.ev_current_a and (t_s == self.up_s or self.steady < 2):
+            amps = st.ev_current_a          # at most once a second (ramp is per s), when steady
         if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
             if amps > st.ev_current_a:
                 self.up_s = t_s

@@ -223,3 +223,16 @@ def test_whole_meter_choice_emergency_under_another_alias(tmp_path):
     assert SANCTIONED < s["max_total_w"] <= BREAKER
     assert s["over_limit_s"] == 0 and s["over_breaker_s"] == 0 and s["over_limit_wh"] == 0
     assert s["total_energy_wh"] > s["ev_energy_wh"] > 0
+
+
+def test_a_config_that_is_not_json_gets_the_meters_refusal_not_a_traceback(tmp_path):
+    import subprocess
+    import sys
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"sanctioned_w": 5000,')
+    r = subprocess.run([sys.executable, "-m", "sim.run", "--hours", "0.01", "--no-cloud",
+                        "--config", str(bad), "--sim-dir", str(tmp_path / "run")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+        "error": "firmware did not run", "fatal": "config: not valid JSON"}

@@ -120,7 +120,11 @@ class Sim:
         with open(a.scenario) as f:
             self.scen = json.load(f)
         with open(a.config) as f:
-            self.cfg = json.load(f)
+            try:
+                self.cfg = json.load(f)
+            except ValueError:
+                # the firmware refuses this file at boot with the same words (config.load)
+                raise ConfigRefused("config: not valid JSON")
         sys.path.insert(0, ROOT)
         from sim.world import parse_at, scenario_commands, scenario_epoch
         self.epoch = scenario_epoch(self.cfg, self.scen)
@@ -451,8 +455,17 @@ def main_args(argv=None):
     return a
 
 
+class ConfigRefused(ValueError):
+    pass
+
+
 def main(argv=None):
-    s = Sim(main_args(argv)).run()
+    try:
+        s = Sim(main_args(argv)).run()
+    except ConfigRefused as e:
+        # no world can run on it either: the summary says what the meter would show
+        print(json.dumps({"error": "firmware did not run", "fatal": str(e)}))
+        sys.exit(1)
     if s.get("error"):
         sys.exit(1)
 
