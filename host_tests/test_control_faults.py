@@ -19,9 +19,10 @@ class Board:
     SPEED = 1
     STORE = None
 
-    def __init__(self):
+    def __init__(self, scale=1):
         self.t = 0
         self.saves = 0
+        self.scale = scale      # simulated ms per real ms (sim.run's SPEED)
 
     def ticks_ms(self):
         return self.t
@@ -36,7 +37,7 @@ class Board:
         pass
 
     async def sleep(self, ms):
-        self.t += ms
+        self.t += ms * self.scale
         await asyncio.sleep(0)
 
 
@@ -81,3 +82,54 @@ def test_memory_error_drops_one_tick_and_control_goes_on():
     assert ctl.ticks == 10, "and the ticks after it run"
     assert st.faults & S.F_PZEM and st.faults & S.F_EVSE, "silent devices still seen as faults"
     assert st.ev_current_a == 0
+
+
+class SkewedHouse:
+    """A house of house_w and an EV that takes a new current one tick after it is set, seen
+    through a meter whose reading is one tick older than the charger's (read a moment apart
+    while the EV follows): the skew that made the current overshoot at x100-x200."""
+    exceptions = timeouts = last_exc = 0
+
+    def __init__(self, house_w, volt=230):
+        self.house_w = house_w
+        self.volt = volt
+        self.cmd_a = 0
+        self.applied_a = 0
+        self.totals = []        # the true total after each tick's step
+
+    def total(self):
+        return self.house_w + self.applied_a * self.volt
+
+    async def read_regs(self, addr, fc, start, count):
+        if fc == 4:                             # PZEM: the reading from before this step
+            old = self.total()
+            self.applied_a = self.cmd_a         # the EV follows the last command
+            self.totals.append(self.total())
+            p = old * 10
+            return [self.volt * 10, 0, 0, p & 0xFFFF, p >> 16, 0, 0, 500, 100, 0]
+        if start == 1000:
+            return [self.cmd_a, 0, 3, 0, 0, 0, 0]
+        if count == 1:
+            return [0x4556]
+        return [0x4556, 50, self.applied_a * self.volt, 0, 0]  # charger: the power now
+
+    async def write_regs(self, addr, start, values):
+        if start == 1000:
+            self.cmd_a = values[0]
+        return True
+
+    async def write_reg(self, addr, reg, value):
+        return False
+
+
+def test_current_never_overshoots_when_meter_and_charger_readings_are_skewed():
+    st = S.State(len(CFG["loads"]))
+    st.counters = meter.new()
+    b = Board(scale=5)          # ticks 2.5 s apart, as at x100 and up
+    b.utc = lambda: 1_764_000_000 - 1_764_000_000 % 86400 + 20 * 3600 + b.t // 1000  # 01:00
+    bus = SkewedHouse(650)
+    ctl = control.Control(CFG, st, bus, b)
+    run_ticks(ctl, 200)         # 500 s: the 60 s restart hold, then the ramp
+    limit = CFG["sanctioned_w"]
+    assert max(bus.totals) <= limit, "true total went over the limit"
+    assert bus.applied_a == (limit - 650) // 230, "and still takes all the room, in whole amps"
