@@ -219,6 +219,7 @@ class Sim:
             time.sleep(0.01)
         first_boot = fw.boot
         cmds = list(self.cmds)
+        linked = False              # the meter has written its shadow once (it is subscribed)
         end = self.epoch + a.hours * 3600 if a.hours else None
         kill_at = self.epoch + a.kill_at * 3600 if a.kill_at else None
         outage = None
@@ -278,7 +279,12 @@ class Sim:
                     restored = (fw.boot or {}).get("wh", 0)
                     kills.append({"world_wh": at_kill, "restored_wh": restored,
                                   "lost_wh": round(at_kill - restored, 1)})
-                while cmds and cmds[0][0] <= now:
+                if not linked and cmds and cmds[0][0] <= now:
+                    # a publishMsg reaches only a subscribed meter: commands due before the
+                    # meter's first shadow write (after its SUBSCRIBE) wait for it, not lost
+                    linked = self.mqtt is None or self.cloud.stats().get(
+                        self.cloud.meter["client_id"], {}).get("shadow_writes", 0) > 0
+                while linked and cmds and cmds[0][0] <= now:
                     _, cmd, value = cmds.pop(0)
                     sent += self.send(cmd, value)
                 if fw.proc.poll() is not None and not a.hours:
