@@ -167,7 +167,9 @@ class Sim:
         self.cfg["netpie"] = dict(self.cfg.get("netpie", {}), host="127.0.0.1", port=port,
                                   client_id=dev["client_id"], token=dev["token"],
                                   secret=dev["secret"])
-        self.mqtt = self.cloud.dashboard_client()
+        # its own dashboard credential: an MQTT broker drops the older of two same-id clients,
+        # and tools/dashboard.py logs in with the first one
+        self.mqtt = self.cloud.dashboard_client(1 if len(self.cloud.dashs) > 1 else 0)
         return True
 
     def restart_cloud(self):
