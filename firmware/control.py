@@ -152,7 +152,7 @@ class Control:
         d = st.ev_power_w - self.ev_prev
         self.ev_prev = st.ev_power_w
         per_a = volt * ch["phases"]
-        self.steady = self.steady + 1 if -per_a < d < per_a else 0
+        self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0  # within half an amp
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and soon) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
