@@ -142,17 +142,20 @@ class Control:
         if dr and st.dr_limit_w < lim:
             lim = st.dr_limit_w             # a grid request only ever lowers the limit
         st.limit_w = lim
-        house = st.power_w - st.ev_power_w
-        if house < 0:
-            house = 0
         # house = the meter's total minus the charger's power, read a moment apart: while the
         # EV's power moves (it follows a new current within seconds) the two disagree by the
-        # change, and a low estimate would raise the current over the limit. So raise only
-        # after two steady charger readings (cuts never wait)
-        d = st.ev_power_w - self.ev_prev
-        self.ev_prev = st.ev_power_w
+        # change. While it rises the estimate can come out low: raise the current again only
+        # after two readings steady within half an amp (cuts never wait). While it falls the
+        # total is paired with the EV's power of the tick before, which a slightly older meter
+        # reading still contains: else each cut looked like a house load step and cut again
         per_a = volt * ch["phases"]
-        self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0  # within half an amp
+        ev_w = st.ev_power_w
+        d = ev_w - self.ev_prev
+        self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0
+        house = st.power_w - (self.ev_prev if d < 0 and not self.steady else ev_w)
+        self.ev_prev = ev_w
+        if house < 0:
+            house = 0
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and soon) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
