@@ -100,6 +100,7 @@ class SkewedHouse:
         self.cmd_a = 0
         self.applied_a = 0
         self.totals = []        # the true total after each tick's step
+        self.applied_log = []   # the EV's current after each tick's step
 
     def total(self):
         return self.house_w + self.applied_a * self.ev_w_per_a
@@ -109,6 +110,7 @@ class SkewedHouse:
             old = self.total()
             self.applied_a = self.cmd_a         # the EV follows the last command
             self.totals.append(self.total())
+            self.applied_log.append(self.applied_a)
             p = old * 10
             return [self.volt * 10, 0, 0, p & 0xFFFF, p >> 16, 0, 0, 500, 100, 0]
         if start == 1000:
@@ -147,3 +149,22 @@ def test_current_never_overshoots_when_meter_and_charger_readings_are_skewed(
     assert max(bus.totals) <= limit, "true total went over the limit"
     want = min(cfg["charger"]["max_a"], (limit - house) // (230 * phases))
     assert bus.applied_a == want, "and still takes all the room, in whole amps"
+
+
+def test_a_cut_is_not_mistaken_for_a_house_step_when_readings_are_skewed():
+    # the house steps from 1000 W to 3500 W: 6 A still fits under 5000 W. While the EV falls
+    # to 6 A the older meter reading still holds its old power: taken as a second house step
+    # it cut to a pause (and the 60 s restart hold) instead (found at x60)
+    st = S.State(len(CFG["loads"]))
+    st.counters = meter.new()
+    b = Board(scale=5)
+    b.utc = lambda: 1_764_000_000 - 1_764_000_000 % 86400 + 20 * 3600 + b.t // 1000  # 01:00
+    bus = SkewedHouse(1000)
+    ctl = control.Control(CFG, st, bus, b)
+    run_ticks(ctl, 100)
+    assert bus.applied_a == min(CFG["charger"]["max_a"], 4000 // 230)
+    bus.house_w = 3500
+    n = len(bus.totals)
+    run_ticks(ctl, 200)         # 100 more ticks
+    after = bus.applied_log[n + 2:]
+    assert after and min(after) == 6 and bus.applied_a == 6, "kept charging at 6 A"
