@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import calendar
 import copy
-import importlib.util
 import json
 import math
 import os
@@ -19,8 +18,6 @@ import os
 EXT_ID = 0x4556
 FAULT_KINDS = ("silent", "crc", "late")
 FAULT_DEVS = ("pzem", "charger")
-CHOICES = ("accept", "shed", "emergency")          # firmware/state.py, index = st.choice
-ONOFF = ("off", "on", "false", "true", "0", "1")   # firmware/netpie.py apply(): odd index = on
 WORLD_CMDS = ("dr", "emergency", "choice", "target")    # the commands that change the limit
 SERIES_FIELDS = ("t", "house_w", "ev_w", "limit_w", "soc", "amps")
 ENERGY_WRAP_WH = 10_000_000          # PZEM energy register range 0..9999.99 kWh
@@ -30,18 +27,22 @@ class ScenarioError(ValueError):
     pass
 
 
-def _load_fw_config():
-    # by file path, not sys.path: the firmware's module names (config, board, store...) must not
-    # shadow anything in the emulator process
-    path = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware",
-                        "config.py")
-    spec = importlib.util.spec_from_file_location("fw_config", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def _firmware(name):
+    # a firmware module (and what it imports: netpie needs state, meter, scheduler) with
+    # firmware/ on sys.path only while importing, so it shadows nothing in the emulator later
+    import importlib
+    import sys
+    fw = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "firmware")
+    sys.path.insert(0, fw)
+    try:
+        return importlib.import_module(name)
+    finally:
+        sys.path.remove(fw)
 
 
-_fw_config = _load_fw_config()
+_fw_config = _firmware("config")
+_fw_netpie = _firmware("netpie")     # apply(): the world takes commands by the meter's rules
+_fw_state = _firmware("state")
 
 
 def firmware_config(cfg: dict) -> dict:
@@ -69,34 +70,6 @@ def scenario_commands(scen: dict) -> list:
             raise ScenarioError("command %r: want at, cmd and value" % (c,))
         out.append((c["at"], str(c["cmd"]), payload(c["value"])))
     return out
-
-
-def parse_target(v: str) -> int:
-    """apply()'s departure time: "HH:MM", minutes 0-1439, or ""/"-1"/"off" = none (-1)."""
-    if v in ("", "-1", "off"):
-        return -1
-    if ":" in v:
-        h, m = v.split(":")
-        if not (0 < len(h) < 3 and len(m) == 2 and h.isdigit() and m.isdigit()):
-            raise ValueError
-        if int(h) > 23 or int(m) > 59:
-            raise ValueError
-        return int(h) * 60 + int(m)
-    if not (0 < len(v) < 5 and v.isdigit()) or int(v) > 1439:
-        raise ValueError
-    return int(v)
-
-
-def parse_dr(p: str) -> tuple:
-    """apply()'s DR request: a JSON object of exactly limit_w 0-200000 and minutes 0-1440,
-    integers -> (limit_w, minutes); either 0 = cancel."""
-    d = json.loads(p)
-    if type(d) is not dict or len(d) != 2:
-        raise ValueError
-    w, m = d["limit_w"], d["minutes"]
-    if type(w) is not int or type(m) is not int or not (0 <= w <= 200000 and 0 <= m <= 1440):
-        raise ValueError
-    return w, m
 
 
 def hhmm(s: str) -> int:
@@ -237,7 +210,8 @@ class World:
         # the meter's settings as the commands set them (firmware/netpie.py apply())
         self.clock_from = clock_from
         self.emergency = False
-        self.choice = 0                 # index into CHOICES
+        self.choice = 0                 # index into state.CHOICES
+        self._st = _fw_state.State(0)   # apply() scratch State (no load commands here)
         self.choice_until = None        # end of the choice, fixed once the clock is valid
         self.target_min = -1            # departure, minute of the local day
         self.em_off_t = -1e18          # when emergency charging last ended
@@ -340,35 +314,21 @@ class World:
             self.command(*data)
 
     def command(self, cmd: str, p: str) -> bool:
-        """A cloud command with payload text p, checked as firmware/netpie.py apply() checks it;
-        a command apply() rejects changes nothing here either. -> accepted."""
-        if len(p) > 128:
+        """A cloud command with payload text p, put through the firmware's own netpie.apply() on
+        a State holding the world's settings; a command apply() rejects changes nothing. ->
+        accepted."""
+        if cmd not in WORLD_CMDS:
             return False
-        v = p.strip().lower()
-        if not v.isascii():
-            v = "\0"                        # apply(): ASCII only
-        try:
-            if cmd == "emergency":
-                self.emergency = ONOFF.index(v) % 2 == 1
-            elif cmd == "choice":
-                c = CHOICES.index(v)
-                if c != self.choice:        # control.py: a new choice gets a new end
-                    self.choice_until = None
-                self.choice = c
-            elif cmd == "target":
-                self.target_min = parse_target(v)
-            elif cmd == "dr":
-                w, m = parse_dr(p)
-                if not (w and m):
-                    self.dr_limit_w, self.dr_until = 0, 0      # limit or minutes 0: cancel
-                elif self.clock_ok():
-                    self.dr_limit_w, self.dr_until = w, int(self.t) + m * 60
-                else:
-                    return False            # apply(): "clock not set"
-            else:
-                return False
-        except (ValueError, KeyError):
+        st = self._st
+        st.now = int(self.t) if self.clock_ok() else 0     # apply(): a DR needs the clock
+        st.emergency, st.choice, st.target_min = self.emergency, self.choice, self.target_min
+        st.dr_limit_w, st.dr_until = self.dr_limit_w, self.dr_until
+        if _fw_netpie.apply(st, self.cfg, cmd, p) is not None:
             return False
+        if st.choice != self.choice:        # control.py: a new choice gets a new end
+            self.choice_until = None
+        self.emergency, self.choice, self.target_min = st.emergency, st.choice, st.target_min
+        self.dr_limit_w, self.dr_until = st.dr_limit_w, st.dr_until
         return True
 
     def clock_ok(self) -> bool:
@@ -650,7 +610,7 @@ class World:
             "charger_limit_a": self.reg_limit,
             "charger_applied_a": self.applied_a,
             "emergency": self.emergency,
-            "choice": CHOICES[self.choice],
+            "choice": _fw_state.CHOICES[self.choice],
             "pzem_addr": self.pzem_addr,
             "sessions": self.sessions,
             "counts": self.counts,
