@@ -4,8 +4,9 @@ completes (cloud on), and its high-water mark.
     .venv/bin/python -m bench.heap [--hours 24] [--speed 600] [--lo 32] [--hi 48]
 
 A run "completes" when the firmware boots, reaches the end without a reset or a traceback, and
-loses no control tick to a MemoryError (ticks_lost_oom 0). Bisects in 1 KiB steps between --lo and --hi (KiB). The cap printed is the
-board-equivalent one (sim.run adds the ROMFS image and the frozen-on-board libraries).
+loses no control tick to a MemoryError (ticks_lost_oom 0). Bisects in 1 KiB steps between --lo
+and --hi (KiB). The cap printed is the board-equivalent one (sim.run adds the ROMFS image and the
+frozen-on-board libraries).
 """
 import argparse
 import json

@@ -167,17 +167,20 @@ class Sim:
         self.cfg["netpie"] = dict(self.cfg.get("netpie", {}), host="127.0.0.1", port=port,
                                   client_id=dev["client_id"], token=dev["token"],
                                   secret=dev["secret"])
+        self.mqtt = self.publisher()
+        return True
+
+    def publisher(self):
         # its own dashboard credential: an MQTT broker drops the older of two same-id clients,
         # and tools/dashboard.py logs in with the first one
-        self.mqtt = self.cloud.dashboard_client(1 if len(self.cloud.dashs) > 1 else 0)
-        return True
+        return self.cloud.dashboard_client(1 if len(self.cloud.dashs) > 1 else 0)
 
     def restart_cloud(self):
         import netpie_standin
         port = self.cfg["netpie"]["port"]
         self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
             self.dir, "netpie"))
-        self.mqtt = self.cloud.dashboard_client()
+        self.mqtt = self.publisher()
 
     def send(self, cmd, payload):
         """Publish as the dashboard does: publishMsg("<alias>/<cmd>", payload text)."""
