@@ -6,9 +6,10 @@ MPY := $(VENV)/bin/micropython
 HOURS ?=
 SPEED ?=
 SCENARIO ?=
-HEAP ?= 48K
+HEAP ?=
+TWIN ?=
 
-.PHONY: all venv libs test sim image bench flash check-esp8266 clean
+.PHONY: all venv libs twin test sim image bench flash check-esp8266 clean
 
 all: test
 
@@ -27,14 +28,19 @@ build/lib/.ok: tools/fetch_mplibs.py $(VENV)/.ok
 
 libs: build/lib/.ok
 
+# the board twin: a 32-bit unix port with the ESP8266's object model (tools/build_twin.py);
+# MICROPY_SRC=<a v1.28.0 checkout> overrides ../shared/micropython-1.28.0
+twin: libs
+	$(VPY) tools/build_twin.py
+
 image: libs
 	$(VPY) tools/build_image.py
 
-test: venv libs
+test: venv libs twin
 	$(VPY) -m pytest -q host_tests
 
 sim: venv libs
-	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) --heap $(HEAP)
+	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(HEAP),--heap $(HEAP)) $(if $(TWIN),--twin)
 
 # flash a NodeMCU: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP8266_GENERIC-FLASH_2M_ROMFS-....bin
 flash: venv libs

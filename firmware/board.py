@@ -11,7 +11,6 @@ import network
 
 CONFIG = "config.json"
 STORE = "store"             # store.py appends 0/1 for its two slots
-EPOCH_OFFSET = 946684800    # the ESP8266 counts from 2000, the meter from 1970
 SPEED = 1
 NTP = True                  # clock.py syncs the RTC over NTP
 _VALID_AFTER = 757382400    # 2024-01-01 in ESP8266 seconds: an RTC earlier than this was never set
@@ -66,13 +65,14 @@ def feed():
 
 
 def utc():
-    """UTC seconds since 1970, or 0 while the RTC has never been set (no NTP yet)."""
+    """UTC seconds since 2000-01-01 (the ESP8266's own epoch: a small int until 2034), or 0
+    while the RTC has never been set (no NTP yet)."""
     t = time.time()
-    return t + EPOCH_OFFSET if t > _VALID_AFTER else 0
+    return t if t > _VALID_AFTER else 0
 
 
 def set_utc(t):
-    tm = time.gmtime(t - EPOCH_OFFSET)
+    tm = time.gmtime(t)
     machine.RTC().datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 

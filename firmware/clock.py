@@ -7,11 +7,11 @@ import asyncio
 import socket
 import struct
 
-_NTP_1970 = 2208988800          # seconds from 1900 (NTP era 0) to 1970
+_NTP_2000 = 3155673600          # seconds from 1900 (NTP era 0) to 2000, the meter's epoch
 
 
 async def query(addr, timeout_ms=1000):
-    """One SNTP request -> UTC seconds since 1970, or 0 on timeout/garbage."""
+    """One SNTP request -> UTC seconds since 2000, or 0 on timeout/garbage."""
     s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     try:
         s.setblocking(False)
@@ -28,7 +28,7 @@ async def query(addr, timeout_ms=1000):
                 t = struct.unpack_from("!I", b, 40)[0]
                 if t < 0x80000000:                         # era 1 after Feb 2036
                     t += 0x100000000
-                return t - _NTP_1970
+                return t - _NTP_2000    # a long int once an hour; the result is small
         return 0
     finally:
         s.close()

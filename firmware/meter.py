@@ -40,10 +40,14 @@ def new():
     return c
 
 
+DAYS_1970_2000 = 10957          # the meter counts seconds from 2000, its day counter from 1970
+
+
 def roll(c, local_s):
-    """Start new day/month counters when the local date moves forward. A clock that jumps back
-    never clears anything: billing data does not go backwards."""
-    day = local_s // 86400
+    """Start new day/month counters when the local date moves forward. local_s: local seconds
+    since 2000-01-01. A clock that jumps back never clears anything: billing data does not go
+    backwards."""
+    day = local_s // 86400 + DAYS_1970_2000
     if day > c[C_DAY]:
         if c[C_DAY] >= 0:
             c[C_DAY_OFF] = c[C_DAY_PEAK] = c[C_DAY_EM] = c[C_DAY_EV] = 0

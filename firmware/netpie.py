@@ -353,6 +353,7 @@ class Cloud:
                 else:
                     self.tw = max(self.tw, t - 9)
             except MemoryError:
+                st.tele_skips += 1
                 if self.io:
                     raise               # inside publish: the link state is unknown, drop it
                 # composing a field found no free block: skip this write, keep the link; fields

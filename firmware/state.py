@@ -16,7 +16,7 @@ CHOICES = ("accept", "shed", "emergency")
 class State:
     def __init__(self, n_loads):
         # readings
-        self.now = 0              # UTC seconds since 1970; 0 = clock not valid
+        self.now = 0              # UTC seconds since 2000 (small int); 0 = clock not valid
         self.power_w = 0          # whole supply (PZEM), EV included
         self.voltage_dv = 0
         self.pzem_misses = 0
@@ -32,7 +32,7 @@ class State:
         self.choice = 0           # index into CHOICES
         self.trip_soc_pct = 0     # SOC the next trip needs; 0 = none given
         self.dr_limit_w = 0       # temporary grid limit (0 = none) ...
-        self.dr_until = 0         # ... until this UTC second
+        self.dr_until = 0         # ... until this UTC second (since 2000)
         self.start_soc_pct = -1   # user-entered SOC for chargers that report none
         self.loads = bytearray(n_loads)   # user relay setting per configured load
         # results of the control tick
@@ -44,3 +44,4 @@ class State:
         self.error = ""           # last rejected command and why
         self.dirty = True         # something the cloud/OLED should show changed
         self.counters = None      # meter.py counter list (Wh by tariff/consumer, day/month)
+        self.tele_skips = 0       # shadow writes skipped for want of a free heap block

@@ -53,7 +53,8 @@ def unpack(b, st):
     st.trip_soc_pct = h[5]
     st.start_soc_pct = h[6]
     st.dr_limit_w = h[7]
-    st.dr_until = h[8]
+    # a record from firmware that counted from 1970 (before 2030 no 2000-based time is this big)
+    st.dr_until = h[8] - 946684800 if h[8] >= 946684800 else h[8]
     for i in range(len(st.loads)):
         st.loads[i] = h[9] >> i & 1
     st.counters = c

@@ -7,7 +7,7 @@ import store
 def filled(seq_seed=1):
     st = state.State(3)
     st.counters = meter.new()
-    meter.roll(st.counters, 1_764_000_000)
+    meter.roll(st.counters, 1_764_000_000 - 946_684_800)
     meter.add(st.counters, 3_600_000, 2000 + seq_seed, 500, True, False)
     st.target_min = 450
     st.emergency = True
@@ -15,7 +15,7 @@ def filled(seq_seed=1):
     st.trip_soc_pct = 42
     st.start_soc_pct = 30
     st.dr_limit_w = 3000
-    st.dr_until = 1_764_003_600
+    st.dr_until = 1_764_003_600 - 946_684_800   # UTC s since 2000
     st.loads[0] = 1
     st.loads[2] = 1
     return st
@@ -87,3 +87,14 @@ def test_checksum_valid_but_settings_out_of_range_is_rejected(tmp_path):
     got = fresh()
     assert store.load(str(tmp_path / "store"), got) == (-1, 1)
     assert got.choice == 0
+
+
+def test_a_dr_end_stored_by_the_1970_firmware_is_read_in_the_2000_base(tmp_path):
+    st = state.State(2)
+    st.counters = meter.new()
+    st.dr_limit_w = 3000
+    st.dr_until = 1_764_003_600                 # what firmware counting from 1970 wrote
+    store.save(str(tmp_path / "s"), 1, st)
+    st2 = state.State(2)
+    store.load(str(tmp_path / "s"), st2)
+    assert st2.dr_until == 1_764_003_600 - 946_684_800

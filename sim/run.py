@@ -33,6 +33,17 @@ def heap_bytes(text):
 
 
 FROZEN_ON_BOARD = ("ssd1306", "umqtt.simple")
+EPOCH_2000 = 946684800      # the firmware's clock counts UTC seconds from 2000-01-01
+TWIN = os.path.join(ROOT, "build", "twin", "micropython")
+
+
+def twin_binary():
+    """The board twin (tools/build_twin.py), built when missing or out of date."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_twin.py")],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise SystemExit("board twin: %s" % (r.stderr.strip() or r.stdout.strip()))
+    return TWIN
 
 
 def build_image():
@@ -57,7 +68,7 @@ def build_image():
 class Firmware:
     """The micropython process; collects its JSON report lines."""
 
-    def __init__(self, env, heap, log_path):
+    def __init__(self, env, heap, log_path, binary):
         self.lines = []
         self.heap_max = 0
         self.last = {}
@@ -66,10 +77,11 @@ class Firmware:
         self.faults_seen = 0
         self.gap_max = 0
         self.oom = 0                # control ticks dropped for MemoryError (cumulative)
+        self.skips = 0              # shadow writes skipped for want of memory (cumulative)
         self.reports = []
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
-            [os.path.join(BIN, "micropython"), "-X", "heapsize=%d" % heap,
+            [binary, "-X", "heapsize=%d" % heap,
              os.path.join(ROOT, "sim", "hostboard", "start.py")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         threading.Thread(target=self._read, daemon=True).start()
@@ -84,6 +96,11 @@ class Firmware:
                 d = json.loads(line)
             except ValueError:
                 continue
+            # the meter counts from 2000 (small ints on the board): back to unix time here
+            if d.get("t"):
+                d["t"] += EPOCH_2000
+            if d.get("plan") and d["plan"][1] > 0:
+                d["plan"][1] += EPOCH_2000
             if "boot" in d:
                 self.boot = d
             if "fatal" in d:
@@ -94,6 +111,8 @@ class Firmware:
                 self.gap_max = max(self.gap_max, d["gap"])
             if "oom" in d:
                 self.oom = d["oom"]
+            if "skip" in d:
+                self.skips = d["skip"]
             if "f" in d:
                 self.faults_seen |= d["f"]
                 self.last = d
@@ -201,6 +220,11 @@ class Sim:
     def run(self):
         a = self.a
         self.image, self.frozen_extra = build_image()
+        binary = os.path.join(BIN, "micropython")
+        if a.twin:
+            # the libraries the ESP8266 freezes are frozen in the twin: nothing to credit
+            binary = twin_binary()
+            self.frozen_extra = 0
         if not a.no_cloud:
             self.start_cloud()
         with open(os.path.join(self.dir, "config.json"), "w") as f:
@@ -217,7 +241,7 @@ class Sim:
             time.sleep(0.05)
         cap = heap_bytes(a.heap)
         img = os.path.getsize(self.image) + self.frozen_extra
-        fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
+        fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"), binary)
         for _ in range(500):
             if fw.boot or fw.fatal or fw.proc.poll() is not None:
                 break
@@ -271,11 +295,13 @@ class Sim:
                     # the dump lands a few ms after the kill: take back what flowed since
                     at_kill = wj["total_energy_wh"] - max(0.0, wj["t"] - now) * wj["total_w"] / 3600
                     old = fw
-                    fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"))
+                    fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"),
+                                  binary)
                     fw.heap_max = old.heap_max
                     fw.faults_seen = old.faults_seen
                     fw.gap_max = old.gap_max
                     fw.oom = old.oom
+                    fw.skips = old.skips
                     fw.reports = old.reports
                     for _ in range(500):
                         if fw.boot or fw.proc.poll() is not None:
@@ -347,6 +373,8 @@ class Sim:
             summary["reconnect_real_s"] = reconnect_s
         summary["tick_gap_max_ms"] = fw.gap_max
         summary["ticks_lost_oom"] = fw.oom
+        summary["shadow_writes_skipped"] = fw.skips
+        summary["twin"] = bool(a.twin)
         summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"
@@ -430,7 +458,11 @@ def main_args(argv=None):
     ap.add_argument("--speed", type=float, default=0, help="simulated seconds per real second")
     ap.add_argument("--scenario", default=None, help="scenario JSON (default: the default day)")
     ap.add_argument("--config", default=DEFAULT_CONFIG)
-    ap.add_argument("--heap", default="48K", help="board-equivalent heap cap (image added)")
+    ap.add_argument("--heap", default=None,
+                    help="heap cap, the board's free heap (image added; default 48K on the "
+                         "64-bit binary, 24K on the twin)")
+    ap.add_argument("--twin", action="store_true",
+                    help="run on the board twin (32-bit, the ESP8266's object model; make twin)")
     ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
@@ -454,6 +486,8 @@ def main_args(argv=None):
             a.hours = 0                 # Sim() reports the unreadable scenario
     if not a.speed:
         a.speed = 600 if a.hours else 30
+    if a.heap is None:
+        a.heap = "24K" if a.twin else "48K"
     if not a.cloud_port and not a.hours:
         s = socket.socket()
         try:

@@ -16,12 +16,29 @@ import time
 _DIR = os.getenv("SIM_DIR") or "sim/run"
 CONFIG = os.getenv("SIM_CONFIG") or "firmware/config.json.example"
 STORE = _DIR + "/store"
-EPOCH_OFFSET = 0
 NTP = False     # the simulated clock needs no NTP
 SPEED = float(os.getenv("SIM_SPEED") or "1")
-_EPOCH = float(os.getenv("SIM_EPOCH") or "0") or time.time()
-_ANCHOR = float(os.getenv("SIM_ANCHOR") or "0") or time.time()
+
+
+def _ms(text):
+    # "1764835200.123" -> integer ms, parsed as text: a 30-bit float (the ESP8266's and the board
+    # twin's) cannot hold a unix time to the second
+    s, _, f = text.partition(".")
+    return int(s) * 1000 + int((f + "000")[:3])
+
+
+# The shared simulated clock (docs/architecture.md) in integers only: real ms since SIM_ANCHOR
+# are ticks since import + the offset at import (long ints once, here; small ints after).
+_T0 = time.ticks_ms()
+_NOW_MS = time.time_ns() // 1000000
+_REAL0_MS = _NOW_MS - (_ms(os.getenv("SIM_ANCHOR")) if os.getenv("SIM_ANCHOR") else _NOW_MS)
+# SIM_EPOCH (UTC s since 1970) -> the meter's epoch, seconds since 2000
+_EPOCH = (_ms(os.getenv("SIM_EPOCH")) // 1000 if os.getenv("SIM_EPOCH") else _NOW_MS // 1000) \
+    - 946684800
+del _NOW_MS
+_SPD = int(SPEED) if SPEED == int(SPEED) else 0     # integer speeds use integer arithmetic
 _CLOCK = os.getenv("SIM_CLOCK") or "ok"
+_VALID_S = 0 if _CLOCK in ("ok", "none") else int(_ms(_CLOCK) // 1000)
 _relays = {}
 _last_feed = [0]
 wdt_late_ms = [0]       # the longest gap between two feeds, real ms
@@ -33,7 +50,12 @@ def _nop(*a):
 
 
 safe_mode = set_utc = wifi = _nop
-ticks_diff = time.ticks_diff    # host ticks are plain ints far below the 2^62 wrap
+_WRAP = 1000000000     # simulated ms wrap here (small ints on a 31-bit build)
+
+
+def ticks_diff(a, b):
+    d = (a - b) % _WRAP
+    return d - _WRAP if d >= _WRAP // 2 else d
 
 
 class Pty:
@@ -109,15 +131,32 @@ def feed():
     _last_feed[0] = now
 
 
+def _real_ms():
+    return time.ticks_diff(time.ticks_ms(), _T0) + _REAL0_MS
+
+
+def _sim_s():
+    # simulated seconds since SIM_EPOCH, split so no product leaves the small ints
+    r = _real_ms()
+    if _SPD:
+        return r // 1000 * _SPD + r % 1000 * _SPD // 1000
+    return int(r * SPEED / 1000)
+
+
 def utc():
-    t = _EPOCH + (time.time() - _ANCHOR) * SPEED
-    if _CLOCK == "none" or (_CLOCK != "ok" and t - _EPOCH < float(_CLOCK)):
+    """Simulated UTC seconds since 2000, or 0 while the clock is not valid (SIM_CLOCK)."""
+    t = _sim_s()
+    if _CLOCK == "none" or t < _VALID_S:
         return 0
-    return int(t)
+    return _EPOCH + t
 
 
 def ticks_ms():
-    return int((time.time() - _ANCHOR) * SPEED * 1000)
+    # simulated ms since SIM_ANCHOR, wrapping at _WRAP (ticks_diff above)
+    r = _real_ms()
+    if _SPD:
+        return ((r // 1000 * _SPD % (_WRAP // 1000)) * 1000 + r % 1000 * _SPD) % _WRAP
+    return int(r * SPEED) % _WRAP
 
 
 def sleep(ms):

@@ -11,7 +11,9 @@ if _img:
         _buf = _f.read()
     vfs.mount(vfs.VfsRom(memoryview(_buf)), "/rom")
     # the host image carries sim/hostboard/board.py as its board module
-    sys.path[:] = ["/rom", "/rom/lib", ".frozen"]
+    # frozen modules first, as on the ESP8266: on the board twin ssd1306 and umqtt.simple are
+    # frozen into the binary (the image's copies are for the 64-bit binary, which has none)
+    sys.path[:] = [".frozen", "/rom", "/rom/lib"]
 else:
     # development fallback: loose sources (not how the board runs them)
     sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "firmware", "build/lib", ".frozen"]

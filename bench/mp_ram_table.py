@@ -1,0 +1,83 @@
+# Run on the board twin (bench/ram_table.py starts it): the heap each import and each boot-time
+# object of the meter takes, in the order app.py makes them. Prints "name bytes" lines.
+import gc
+import os
+import sys
+import vfs
+
+with open(os.getenv("SIM_IMAGE"), "rb") as f:
+    _buf = f.read()
+vfs.mount(vfs.VfsRom(memoryview(_buf)), "/rom")
+sys.path[:] = [".frozen", "/rom", "/rom/lib"]
+gc.collect()
+_last = [gc.mem_alloc()]
+
+
+def step(name):
+    gc.collect()
+    a = gc.mem_alloc()
+    print(name, a - _last[0])
+    _last[0] = a
+
+
+print("start", _last[0] - len(_buf))
+import asyncio  # noqa: E402
+step("import asyncio (frozen)")
+import board  # noqa: E402
+step("import board")
+import config  # noqa: E402
+step("import config")
+cfg = config.load(board.CONFIG)
+step("config dict")
+del config
+del sys.modules["config"]
+step("del config module")
+import meter  # noqa: E402
+step("import meter")
+import state  # noqa: E402
+step("import state")
+import store  # noqa: E402
+step("import store")
+st = state.State(len(cfg["loads"]))
+st.counters = meter.new()
+step("State + counters")
+import scheduler  # noqa: E402
+step("import scheduler")
+import pzem  # noqa: E402
+import evse  # noqa: E402
+step("import pzem + evse")
+import modbus  # noqa: E402
+step("import modbus")
+import control  # noqa: E402
+step("import control")
+bus = modbus.Bus(board.uart())
+step("modbus.Bus + UART")
+ctl = control.Control(cfg, st, bus, board)
+step("Control")
+import ssd1306  # noqa: E402
+step("import ssd1306 (frozen)")
+fb = board.display()
+step("OLED driver + frame buffer")
+import oled  # noqa: E402
+step("import oled")
+import umqtt.simple  # noqa: E402
+step("import umqtt.simple (frozen)")
+import netpie  # noqa: E402
+step("import netpie")
+cl = netpie.Cloud(cfg, st, board)
+step("netpie.Cloud")
+m = umqtt.simple.MQTTClient(cfg["netpie"]["client_id"], "127.0.0.1", 1883,
+                            cfg["netpie"]["token"], cfg["netpie"]["secret"], 30)
+step("umqtt MQTTClient")
+import app  # noqa: E402
+step("import app")
+
+
+async def _t():
+    await asyncio.sleep_ms(1)
+
+
+tasks = [asyncio.create_task(_t()) for _ in range(6)]
+step("6 asyncio tasks")
+gc.collect()
+print("total", gc.mem_alloc() - len(_buf))

@@ -1,0 +1,161 @@
+"""Build the board twin: a 32-bit MicroPython unix port with the ESP8266's object model.
+
+    python tools/build_twin.py [--src DIR] [--out build/twin]     (or: make twin)
+
+The v1.28.0 source comes from --src, else $MICROPY_SRC, else ../shared/micropython-1.28.0 beside
+the repository. It is copied into build/twin-src first (the shared copy is read-only in CI), the
+variant in tools/twin/ is added as ports/unix/variants/esp8266twin, and the unix port is built
+with it. The binary lands at build/twin/micropython and must pass the twin's own checks
+(`check()`): sys.maxsize == 2**31 - 1, floats allocate nothing, 2**30 is a heap object, 16-byte
+GC blocks, no __file__, no binascii.crc32, the ESP8266's frozen libraries present.
+A rebuild happens only when the variant, the fetched libraries or the source changed.
+Needs gcc with 32-bit support (Debian: gcc-multilib).
+"""
+import argparse
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+VARIANT = os.path.join(ROOT, "tools", "twin")
+LIB = os.path.join(ROOT, "build", "lib")
+VERSION = "1.28.0"
+
+# run on the twin: each line of output is "<name> <ok 0|1> <detail>"
+CHECK = """
+import gc, sys
+def alloc(f, *a):
+    gc.collect()
+    m = gc.mem_alloc()
+    f(*a)
+    return gc.mem_alloc() - m
+def floats(x):
+    y = 0.0
+    for i in range(50):
+        y = y + x * i
+def big(n):
+    global _k
+    _k = n + n
+def one():
+    global _k
+    _k = bytearray(1)
+print("maxsize", int(sys.maxsize == 2**31 - 1), sys.maxsize)
+print("float_no_heap", int(alloc(floats, 1.5) == 0), alloc(floats, 1.5))
+print("int_2e30_heap", int(alloc(big, 2**29) > 0), alloc(big, 2**29))
+print("small_int", int(alloc(big, 2**28) == 0), alloc(big, 2**28))
+print("block_16", int(alloc(one) == 32), alloc(one))
+import binascii
+print("no_crc32", int(not hasattr(binascii, "crc32")), 0)
+import ssd1306
+import umqtt.simple
+print("frozen_libs", int(not hasattr(ssd1306, "__file__") and not hasattr(umqtt.simple, "__file__")), 0)
+import asyncio
+print("asyncio", int(hasattr(asyncio, "sleep_ms")), 0)
+"""
+
+
+def source_dir(arg):
+    src = arg or os.environ.get("MICROPY_SRC") or os.path.join(ROOT, "..", "shared",
+                                                             "micropython-" + VERSION)
+    src = os.path.abspath(src)
+    if not os.path.isfile(os.path.join(src, "py", "mpconfig.h")):
+        sys.exit("build_twin: no MicroPython source at %s (set MICROPY_SRC to a v%s checkout)"
+                 % (src, VERSION))
+    with open(os.path.join(src, "py", "mpconfig.h")) as f:
+        text = f.read()
+    ver = ["MICROPY_VERSION_%s %s\n" % (k, v) for k, v in
+           zip(("MAJOR", "MINOR", "MICRO"), VERSION.split("."))]
+    if not all(v in text for v in ver):
+        sys.exit("build_twin: %s is not MicroPython v%s" % (src, VERSION))
+    return src
+
+
+def fingerprint(src):
+    """What the binary depends on: the variant, the frozen libraries, the source's location."""
+    h = hashlib.sha256(src.encode())
+    for top in (VARIANT, LIB):
+        for d, _, files in sorted(os.walk(top)):
+            for n in sorted(files):
+                if n.endswith((".py", ".h", ".mk")):
+                    p = os.path.join(d, n)
+                    h.update(p[len(top):].encode())
+                    with open(p, "rb") as f:
+                        h.update(f.read())
+    return h.hexdigest()
+
+
+def check(binary):
+    """The twin's own checks; returns {name: (ok, detail)}."""
+    with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+        f.write(CHECK)
+    try:
+        out = subprocess.run([binary, "-X", "heapsize=64K", f.name], capture_output=True,
+                             text=True, timeout=60)
+    finally:
+        os.unlink(f.name)
+    res = {}
+    for line in out.stdout.splitlines():
+        name, ok, detail = line.split(" ", 2)
+        res[name] = (ok == "1", detail)
+    if out.returncode or len(res) < 8:
+        res["run"] = (False, out.stderr.strip()[-300:])
+    return res
+
+
+def build(src, out_dir):
+    work = os.path.join(ROOT, "build", "twin-src")
+    stamp = os.path.join(out_dir, ".fingerprint")
+    binary = os.path.join(out_dir, "micropython")
+    fp = fingerprint(src)
+    if os.path.exists(binary) and os.path.exists(stamp):
+        with open(stamp) as f:
+            if f.read() == fp:
+                return binary
+    if not os.path.isdir(os.path.join(work, "py")):
+        shutil.rmtree(work, ignore_errors=True)
+        shutil.copytree(src, work, symlinks=True)
+        for d, dirs, files in os.walk(work):      # the shared copy has no write bits
+            for n in dirs + files:
+                p = os.path.join(d, n)
+                if not os.path.islink(p):
+                    os.chmod(p, os.stat(p).st_mode | 0o200)
+    vdir = os.path.join(work, "ports", "unix", "variants", "esp8266twin")
+    shutil.rmtree(vdir, ignore_errors=True)
+    shutil.copytree(VARIANT, vdir)
+    env = dict(os.environ, TWIN_LIB=LIB)
+    jobs = str(os.cpu_count() or 2)
+    r = subprocess.run(["make", "-C", os.path.join(work, "ports", "unix"), "VARIANT=esp8266twin",
+                        "-j" + jobs], env=env, capture_output=True, text=True)
+    if r.returncode:
+        sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
+        sys.exit("build_twin: the unix-port build failed (is gcc-multilib installed?)")
+    os.makedirs(out_dir, exist_ok=True)
+    shutil.copy2(os.path.join(work, "ports", "unix", "build-esp8266twin", "micropython"), binary)
+    with open(stamp, "w") as f:
+        f.write(fp)
+    return binary
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--src", help="MicroPython v%s source (default $MICROPY_SRC or "
+                                  "../shared/micropython-%s)" % (VERSION, VERSION))
+    ap.add_argument("--out", default=os.path.join(ROOT, "build", "twin"))
+    a = ap.parse_args()
+    if not os.path.exists(os.path.join(LIB, "ssd1306.py")):
+        sys.exit("build_twin: build/lib is missing: run `make libs` first")
+    binary = build(source_dir(a.src), a.out)
+    res = check(binary)
+    bad = [k for k, (ok, _) in res.items() if not ok]
+    for k, (ok, d) in res.items():
+        print("twin check %-14s %s %s" % (k, "ok" if ok else "FAILED", d))
+    if bad:
+        sys.exit("build_twin: %s is not a faithful twin: %s" % (binary, ", ".join(bad)))
+    print(binary)
+
+
+if __name__ == "__main__":
+    main()
