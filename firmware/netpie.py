@@ -1,11 +1,10 @@
 # NETPIE 2020 link: MQTT 3.1.1 through umqtt.simple (frozen in the ESP8266 firmware, so its code
 # costs no heap), shadow telemetry, dashboard commands. umqtt.simple blocks; every call is kept
 # short: the broker is resolved once and given to umqtt as an IP, connect() gets a 0.5 s timeout,
-# the socket timeout is set again after every check_msg() (lwIP drops it), check_msg() is called
-# only when poll() says data is there, qos 0 only, PINGREQ on our own schedule, and the one
-# SUBSCRIBE is written without waiting for its SUBACK (a later step sees it). Longest step about
-# 1 s (connect + CONNACK). See docs/netpie.md.
-import gc
+# incoming packets are read by Cloud._rx (not umqtt's check_msg) into the one packet buffer, only
+# when poll() says data is there, qos 0 only, PINGREQ on our own schedule, and the one SUBSCRIBE
+# is written without waiting for its SUBACK (a later step sees it). Longest step about 1 s
+# (connect + CONNACK). See docs/netpie.md.
 import json
 import socket
 import select
@@ -45,6 +44,8 @@ except ImportError:
 _TO = 0.5           # socket timeout (s): connect, CONNACK, the rest of a packet, writes
 _N = const(24)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
+_BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
+_TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
 
 
 def _hm(t, z=None):
@@ -187,7 +188,9 @@ class Cloud:
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
-        self.buf = bytearray(1152)  # telemetry payload, reused (a full write is ~950 B)
+        # the one packet buffer: telemetry payloads out (a full write is ~950 B) and PUBLISH
+        # payloads in (a full shadow get response ~1.1 KB); bigger ones are dropped in pieces
+        self.buf = bytearray(_BUF)
 
     async def run(self):
         while True:
@@ -250,7 +253,6 @@ class Cloud:
                     a = ("%d.%d.%d.%d" % tuple(a[4:8]),)
                 m = self.m = MQTTClient(n["client_id"], a[0], n["port"], n["token"],
                                         n["secret"], self.ka)
-                m.set_callback(self._msg)
             try:
                 m.connect(timeout=_TO)      # umqtt.simple >= 1.6: TCP connect, CONNACK bounded
             except TypeError:
@@ -293,28 +295,12 @@ class Cloud:
         for _ in range(6):      # at most 6 packets per step
             if not self.p.poll(0):
                 break
-            self.rx = now       # something came in (umqtt hides PINGRESPs)
-            # umqtt reads a whole PUBLISH into one new buffer (a shadow get response or echo is
-            # ~1 KB). A fragmented heap may have no such hole, so the telemetry buffer doubles
-            # as a reserve: freed for the read, allocated again once the message is handled.
-            self.buf = None
-            gc.collect()
-            try:
-                x = m.check_msg()   # a PUBLISH goes to self._msg
-            finally:
-                gc.collect()
-                try:
-                    self.buf = bytearray(1152)
-                except MemoryError:
-                    self.buf = bytearray(0)     # the next telemetry write tries again
-            s.settimeout(_TO)   # check_msg() left the socket without its timeout
-            if x and x & 0xF0 != 0x30:
-                # SUBACK (or another small ack): umqtt left its body in the socket
-                s.read(s.read(1)[0])
-                if x == 0x90 and self.ph == 2:   # now ask for the stored shadow
-                    self.ph = 3
-                    self.tc = now
-                    m.publish("@shadow/data/get", b"{}")
+            self.rx = now       # something came in
+            x = self._rx(s)     # a PUBLISH goes to self._msg
+            if x == 0x90 and self.ph == 2:   # SUBACK: now ask for the stored shadow
+                self.ph = 3
+                self.tc = now
+                m.publish("@shadow/data/get", b"{}")
         dt = ticks_diff(now, self.tc)
         ph = self.ph
         if ph < 4 and dt > 5000:
@@ -339,14 +325,12 @@ class Cloud:
             st.dirty = False
             try:
                 b = self.buf
-                if len(b) < 1152:
-                    b = self.buf = bytearray(1152)  # the reserve was not got back after a read
                 self.io = 0
                 n = self._tele(b)
                 self.io = 1
                 if n > 10:
-                    # one buffer allocated at boot: a fresh ~1 KB block every write would need
-                    # a contiguous hole in a fragmented 30 KB heap (MemoryError in long runs)
+                    # one buffer allocated at boot for what goes out and what comes in: a fresh
+                    # ~1 KB block would need a contiguous hole in a fragmented heap
                     m.publish("@shadow/data/update", memoryview(b)[:n])
                     self.tw = t
                     self.tt = max(self.tt, t) + 10
@@ -493,15 +477,88 @@ class Cloud:
             k, v = ("load", "trip", "dr", "reset_ev_soc")[j], "null"
         return ('"%s":%s' % (k, v)).encode()
 
-    def _msg(self, t, d):
-        # umqtt.simple callback, one PUBLISH: a command on @msg/<alias>/<name>, or shadow data
-        if t is None or d is None:
-            raise OSError(0)    # a read timed out inside the packet (unix port): drop the link
+    def _rx(self, s):
+        # One MQTT packet from the broker, read here and not by umqtt's check_msg(), which reads
+        # a whole PUBLISH into a new block of its size: the payload goes into self.buf, and one
+        # that does not fit is read and dropped in pieces (docs/netpie.md, limits). Returns the
+        # packet type byte. A short read (timeout inside a packet) raises: the link is dropped.
+        x = self._read1(s)
+        n = sh = 0
+        while True:                     # remaining length, 1-4 bytes
+            c = self._read1(s)
+            n |= (c & 0x7F) << sh
+            if not c & 0x80:
+                break
+            sh += 7
+            if sh > 21:
+                raise OSError(0)        # not MQTT
+        if x & 0xF0 != 0x30:
+            self._drop(s, n)            # SUBACK, PINGRESP: nothing the meter needs
+            return x
+        k = self._read1(s) << 8 | self._read1(s)    # topic length
+        q = 2 if x & 6 else 0           # a packet id follows the topic at qos 1/2
+        if k + q > n:
+            raise OSError(0)
+        n -= 2 + k + q
+        t = None
+        if k <= _TOPIC:
+            t = self._readn(s, k)
+        else:
+            self._drop(s, k)
+        self._drop(s, q)
+        b = self.buf
         st = self.st
+        if t is None or n > len(b):
+            self._drop(s, n)
+            self._msg(t or b"", None, n)    # refused with a clear error, nothing applied
+            return x
+        mv = memoryview(b)
+        i = 0
+        while i < n:
+            r = s.readinto(mv[i:n])
+            if not r:
+                raise OSError(0)
+            i += r
+        self._msg(t, b, n)
+        return x
+
+    def _read1(self, s):
+        c = s.read(1)
+        if not c:
+            raise OSError(0)
+        return c[0]
+
+    def _readn(self, s, n):
+        c = s.read(n) if n else b""
+        if len(c) != n:
+            raise OSError(0)
+        return c
+
+    def _drop(self, s, n):
+        # read n bytes and throw them away, a buffer's worth at a time
+        mv = memoryview(self.buf)
+        while n > 0:
+            r = s.readinto(mv[:n if n < len(mv) else len(mv)])
+            if not r:
+                raise OSError(0)
+            n -= r
+
+    def _msg(self, t, d, n=-1):
+        # one PUBLISH (topic t; payload d[:n], in the packet buffer; n < 0: all of d): a command
+        # on @msg/<alias>/<name>, or shadow data
+        st = self.st
+        if n < 0:
+            n = len(d)
         try:
             a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
+            if d is None:               # too big for the buffer: already dropped
+                st.error = (t[len(a):].decode()[:24] + ": too long" if t[:len(a)] == a else
+                            "cloud: message of %d B dropped (limit %d B)" % (n, _BUF))
+                st.dirty = True
+                return
             if t[:len(a)] == a:
-                apply(st, self.c, t[len(a):].decode(), d)
+                # apply() takes at most 128 B: a longer payload is cut to 129 to be refused
+                apply(st, self.c, t[len(a):].decode(), d[:n if n < 129 else 129])
                 return
             g = t == b"@private/shadow/data/get/response"
             if not (g or t == b"@shadow/data/updated"):
@@ -510,14 +567,14 @@ class Cloud:
                 self.ph = 4
             # Walk the members of "data" in the raw bytes and json-parse only the values of
             # command fields: the full shadow (own telemetry) is never built as objects
-            j = d.find(b'"data"')
-            m = d.find(b"{", j) if j >= 0 else -1
+            j = d.find(b'"data"', 0, n)
+            m = d.find(b"{", j, n) if j >= 0 else -1
             if m < 0 or d[j + 6:m].strip() != b":":
                 return              # no "data" object
             j = m
             m = j + 1               # start of the current member
             dep = q = e = 0         # nesting depth, inside a string, after a backslash
-            for i in range(j, len(d)):
+            for i in range(j, n):
                 c = d[i]
                 if q:
                     if e:

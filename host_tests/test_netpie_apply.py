@@ -232,6 +232,12 @@ class FakeSock:
         del self.rx[:n]
         return d or None
 
+    def readinto(self, mv):
+        n = min(len(mv), len(self.rx))
+        mv[:n] = self.rx[:n]
+        del self.rx[:n]
+        return n
+
     def settimeout(self, t):
         self.to = t
 
@@ -246,22 +252,14 @@ class FakeClient:
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
         self.args = (client_id, server, port, user, password, keepalive)
         self.sock = None
-        self.cb = None
         self.pub = []
-        self.ops = []           # what check_msg() returns next
         self.pings = 0
-
-    def set_callback(self, f):
-        self.cb = f
 
     def connect(self, clean_session=True, timeout=None):
         self.sock = FakeSock()
         self.timeout = timeout
         if self.refuse:
             raise netpie.MQTTException(self.refuse)
-
-    def check_msg(self):
-        return self.ops.pop(0) if self.ops else None
 
     def publish(self, topic, msg, retain=False, qos=0):
         assert not retain and not qos
@@ -276,7 +274,7 @@ class FakePoll:
         self.s = s
 
     def poll(self, t):
-        return [1] if self.s.rx or self.c.ops else []
+        return [1] if self.s.rx else []
 
 
 class Board:
@@ -288,6 +286,19 @@ def body(topic, obj):
     """(topic, payload) as umqtt.simple hands them to the callback."""
     p = obj if isinstance(obj, bytes) else json.dumps(obj).encode()
     return topic.encode(), p
+
+
+def packet(topic, obj):
+    """A qos-0 PUBLISH as the broker sends it."""
+    t, p = body(topic, obj)
+    n = 2 + len(t) + len(p)
+    rl = bytearray()
+    while True:
+        rl.append(n & 0x7F | (0x80 if n > 0x7F else 0))
+        n >>= 7
+        if not n:
+            break
+    return bytes((0x30,)) + bytes(rl) + bytes((len(t) >> 8, len(t) & 0xFF)) + t + p
 
 
 def cloud():
@@ -455,7 +466,7 @@ def test_connect_step_subscribe_get_and_publish(monkeypatch):
     m = c.m
     polls[0].c = m
     assert m.args == ("cid", "127.0.0.1", 1883, "tok", "sec", 30) and m.timeout == 0.5
-    assert m.sock.to == 0.5 and m.cb == c._msg
+    assert m.sock.to == 0.5
     assert c.ph == 2 and st.faults == 0 and st.error == ""
     a = b"@msg/" + cfg["netpie"]["alias"].encode() + b"/#"
     sub = bytes(m.sock.out)
@@ -463,21 +474,49 @@ def test_connect_step_subscribe_get_and_publish(monkeypatch):
                    b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
     c._step()
     assert c.ph == 2 and m.pub == []
-    m.ops.append(0x90)                      # SUBACK: umqtt leaves its body in the socket
-    m.sock.rx += b"\x05\0\1\0\0\0"
+    m.sock.rx += b"\x90\x05\0\1\0\0\0"       # SUBACK for the three filters
     c._step()
     assert c.ph == 3 and m.pub == [("@shadow/data/get", b"{}")] and not m.sock.rx
-    assert m.sock.to == 0.5                 # set again after check_msg()
-    m.cb(*body("@private/shadow/data/get/response", {"data": {"target": "06:15"}}))
-    assert c.ph == 4 and st.target_min == 375
+    m.sock.rx += packet("@private/shadow/data/get/response", {"data": {"target": "06:15"}})
+    c._step()
+    assert c.ph == 4 and st.target_min == 375 and not m.sock.rx
     c._step()
     (topic, p), = m.pub[1:]
     assert topic == "@shadow/data/update"
     d = json.loads(p)["data"]
     assert "target" not in d and d["power_w"] == st.power_w     # the shadow holds target
-    # a read that timed out inside a packet drops the link
+    # a packet cut short (a read that timed out inside it) drops the link
+    m.sock.rx += packet("@shadow/data/updated", {"data": {"target": "06:30"}})[:-3]
     with pytest.raises(OSError):
-        m.cb(b"@shadow/data/updated", None)
+        c._step()
+
+
+def test_a_payload_bigger_than_the_buffer_is_dropped_in_pieces_with_an_error(monkeypatch):
+    """The packet buffer is allocated once; a bigger PUBLISH is read and thrown away in pieces,
+    the command refused with "too long", the link kept and the next packet read normally."""
+    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    monkeypatch.setattr(netpie.select, "poll", FakePoll)
+    cfg = json.loads(json.dumps(CFG))
+    cfg["netpie"].update(client_id="cid", host="127.0.0.1", port=1883)
+    st = new_state()
+    c = netpie.Cloud(cfg, st, Board())
+    c._step()
+    m = c.m
+    c.p.c = m
+    buf = c.buf
+    alias = cfg["netpie"]["alias"]
+    m.sock.rx += b"\x90\x05\0\1\0\0\0"
+    c._step()
+    big = b"07:30" + b" " * 5000
+    m.sock.rx += packet("@msg/%s/target" % alias, big)
+    m.sock.rx += packet("@shadow/data/updated", {"data": {"x": "y" * 3000}})
+    m.sock.rx += packet("@msg/%s/emergency" % alias, b"on")
+    c._step()
+    assert c.buf is buf and not m.sock.rx and c.ph in (3, 4)
+    assert st.target_min == -1 and st.emergency is True and st.error == ""
+    m.sock.rx += packet("@msg/%s/target" % alias, big)
+    c._step()
+    assert st.error == "target: too long" and st.target_min == -1
 
 
 def test_connect_refused_is_an_auth_fault(monkeypatch):
