@@ -430,13 +430,16 @@ class Cloud:
                 q = scheduler
                 r = p[q.P_TRIP]
                 b = ("false", "true")
-                v = ('{"feasible":%s,"full_at":%s,"charge_minutes":%d,"reachable_soc_pct":%d,'
-                     '"shed":{"soc_pct":%d,"full_at":%s},"emergency":{"soc_pct":%d,"full_at":%s,'
-                     '"extra_cost":%.2f},"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}') % (
+                # the biggest field (~330 B): formatted with its name, so that only the str and
+                # its encoding are ever alive at once (no third copy for the "name": wrapper)
+                return ('"plan":{"feasible":%s,"full_at":%s,"charge_minutes":%d,'
+                        '"reachable_soc_pct":%d,"shed":{"soc_pct":%d,"full_at":%s},'
+                        '"emergency":{"soc_pct":%d,"full_at":%s,"extra_cost":%.2f},'
+                        '"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}' % (
                     b[bool(p[q.P_OK])], _hm(p[q.P_FULL], z), p[q.P_MIN], p[q.P_SOC],
                     p[q.P_SHED_SOC], _hm(p[q.P_SHED_FULL], z), p[q.P_EM_SOC],
                     _hm(p[q.P_EM_FULL], z), p[q.P_EM_COST], b[r & 1], b[r >> 1 & 1],
-                    b[r >> 2 & 1])
+                    b[r >> 2 & 1])).encode()
         elif i < 19:
             # 16 advice (names), 17 advice_w, 18 loads (name -> on/off)
             k = ("advice", "advice_w", "loads")[i - 16]

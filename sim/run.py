@@ -37,13 +37,14 @@ EPOCH_2000 = 946684800      # the firmware's clock counts UTC seconds from 2000-
 TWIN = os.path.join(ROOT, "build", "twin", "micropython")
 
 
-def twin_binary():
-    """The board twin (tools/build_twin.py), built when missing or out of date."""
-    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_twin.py")],
-                       capture_output=True, text=True)
+def twin_binary(frozen=False):
+    """The board twin (tools/build_twin.py), built when missing or out of date; frozen: the one
+    with the firmware frozen in (build/twin-frozen, the frozen path)."""
+    r = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_twin.py")]
+                       + (["--frozen"] if frozen else []), capture_output=True, text=True)
     if r.returncode:
         raise SystemExit("board twin: %s" % (r.stderr.strip() or r.stdout.strip()))
-    return TWIN
+    return r.stdout.strip().splitlines()[-1]
 
 
 def build_image():
@@ -55,9 +56,13 @@ def build_image():
     sys.path.insert(0, os.path.join(ROOT, "tools"))
     import build_image as bi
     import fetch_mplibs
+    import fcntl
     out = os.path.join(ROOT, "build")
     fetch_mplibs.fetch(os.path.join(out, "lib"))        # no-op when already fetched
-    report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
+    # one build at a time: simulators started side by side (bench, tests) share build/
+    with open(os.path.join(out, ".image.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
     if report["errors"]:
         raise SystemExit("firmware does not compile: %s" % report["errors"])
     img = os.path.join(out, "host.romfs")
@@ -221,9 +226,11 @@ class Sim:
         a = self.a
         self.image, self.frozen_extra = build_image()
         binary = os.path.join(BIN, "micropython")
-        if a.twin:
-            # the libraries the ESP8266 freezes are frozen in the twin: nothing to credit
-            binary = twin_binary()
+        if a.twin or a.frozen:
+            # the libraries the ESP8266 freezes are frozen in the twin: nothing to credit. With
+            # --frozen the firmware is frozen too (the image stays mounted, unused: frozen
+            # modules come first on sys.path)
+            binary = twin_binary(a.frozen)
             self.frozen_extra = 0
         if not a.no_cloud:
             self.start_cloud()
@@ -374,7 +381,8 @@ class Sim:
         summary["tick_gap_max_ms"] = fw.gap_max
         summary["ticks_lost_oom"] = fw.oom
         summary["shadow_writes_skipped"] = fw.skips
-        summary["twin"] = bool(a.twin)
+        summary["twin"] = bool(a.twin or a.frozen)
+        summary["frozen"] = bool(a.frozen)
         summary["boot"] = first_boot
         if fw.fatal or (fw.proc.returncode not in (0, -2, None) and a.hours and fw.boot is None):
             summary["error"] = "firmware did not run"
@@ -463,6 +471,8 @@ def main_args(argv=None):
                          "64-bit binary, 24K on the twin)")
     ap.add_argument("--twin", action="store_true",
                     help="run on the board twin (32-bit, the ESP8266's object model; make twin)")
+    ap.add_argument("--frozen", action="store_true",
+                    help="the board twin with the firmware frozen in (the frozen path)")
     ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
@@ -487,7 +497,7 @@ def main_args(argv=None):
     if not a.speed:
         a.speed = 600 if a.hours else 30
     if a.heap is None:
-        a.heap = "24K" if a.twin else "48K"
+        a.heap = "24K" if a.twin or a.frozen else "48K"
     if not a.cloud_port and not a.hours:
         s = socket.socket()
         try:

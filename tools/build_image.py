@@ -77,9 +77,13 @@ def compile_one(cmd, src, dst, march, extra=()):
 
 
 def build_romfs(src_dir, out):
-    """ROMFS image of src_dir (already compiled; --no-mpy so nothing is recompiled)."""
-    p = subprocess.run([sys.executable, "-m", "mpremote", "romfs", "--no-mpy", "-o", out,
+    """ROMFS image of src_dir (already compiled; --no-mpy so nothing is recompiled). Written
+    next to out and renamed over it, so a simulator starting meanwhile reads a whole image."""
+    part = out + ".part"
+    p = subprocess.run([sys.executable, "-m", "mpremote", "romfs", "--no-mpy", "-o", part,
                         "build", src_dir], capture_output=True, text=True)
+    if p.returncode == 0 and os.path.exists(part):
+        os.replace(part, out)
     if p.returncode != 0 or not os.path.exists(out):
         raise SystemExit("mpremote romfs build failed (mpremote missing? `make venv`):\n"
                          + p.stdout + p.stderr)
@@ -317,9 +321,11 @@ def main(argv=None):
         return 0
     libs = a.libs or os.path.join(ROOT, "build", "lib")
     out = a.build
-    tmp = None
-    if out is None:
-        out = tmp = tempfile.mkdtemp(prefix="build-image-") if a.check else os.path.join(ROOT, "build")
+    tmp = None                  # a scratch dir to remove at the end (--check only, never build/)
+    if out is None and a.check:
+        out = tmp = tempfile.mkdtemp(prefix="build-image-")
+    elif out is None:
+        out = os.path.join(ROOT, "build")
     try:
         report = build(a.src, out, libs, a.quiet or a.json)
     finally:

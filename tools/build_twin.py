@@ -1,6 +1,10 @@
 """Build the board twin: a 32-bit MicroPython unix port with the ESP8266's object model.
 
     python tools/build_twin.py [--src DIR] [--out build/twin]     (or: make twin)
+    python tools/build_twin.py --frozen        # build/twin-frozen: the meter frozen in too
+
+--frozen also freezes the firmware modules (with sim/hostboard/board.py as the board module),
+as a user's own ESP8266 build with firmware/manifest.py would: it measures the frozen path.
 
 The v1.28.0 source comes from --src, else $MICROPY_SRC, else ../shared/micropython-1.28.0 beside
 the repository. It is copied into build/twin-src first (the shared copy is read-only in CI), the
@@ -73,10 +77,15 @@ def source_dir(arg):
     return src
 
 
-def fingerprint(src):
-    """What the binary depends on: the variant, the frozen libraries, the source's location."""
+FIRMWARE = os.path.join(ROOT, "firmware")
+HOSTBOARD = os.path.join(ROOT, "sim", "hostboard")
+
+
+def fingerprint(src, frozen=False):
+    """What the binary depends on: the variant, the frozen libraries (and firmware), the source's
+    location."""
     h = hashlib.sha256(src.encode())
-    for top in (VARIANT, LIB):
+    for top in (VARIANT, LIB) + ((FIRMWARE, HOSTBOARD) if frozen else ()):
         for d, _, files in sorted(os.walk(top)):
             for n in sorted(files):
                 if n.endswith((".py", ".h", ".mk")):
@@ -105,11 +114,11 @@ def check(binary):
     return res
 
 
-def build(src, out_dir):
+def build(src, out_dir, frozen=False):
     work = os.path.join(ROOT, "build", "twin-src")
     stamp = os.path.join(out_dir, ".fingerprint")
     binary = os.path.join(out_dir, "micropython")
-    fp = fingerprint(src)
+    fp = fingerprint(src, frozen)
     if os.path.exists(binary) and os.path.exists(stamp):
         with open(stamp) as f:
             if f.read() == fp:
@@ -122,18 +131,24 @@ def build(src, out_dir):
                 p = os.path.join(d, n)
                 if not os.path.islink(p):
                     os.chmod(p, os.stat(p).st_mode | 0o200)
-    vdir = os.path.join(work, "ports", "unix", "variants", "esp8266twin")
+    variant = "esp8266twin" + ("frozen" if frozen else "")
+    vdir = os.path.join(work, "ports", "unix", "variants", variant)
     shutil.rmtree(vdir, ignore_errors=True)
     shutil.copytree(VARIANT, vdir)
     env = dict(os.environ, TWIN_LIB=LIB)
+    if frozen:      # read by tools/twin/manifest.py
+        env.update(TWIN_FIRMWARE=FIRMWARE, TWIN_HOSTBOARD=HOSTBOARD)
     jobs = str(os.cpu_count() or 2)
-    r = subprocess.run(["make", "-C", os.path.join(work, "ports", "unix"), "VARIANT=esp8266twin",
+    r = subprocess.run(["make", "-C", os.path.join(work, "ports", "unix"), "VARIANT=" + variant,
                         "-j" + jobs], env=env, capture_output=True, text=True)
     if r.returncode:
         sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
         sys.exit("build_twin: the unix-port build failed (is gcc-multilib installed?)")
     os.makedirs(out_dir, exist_ok=True)
-    shutil.copy2(os.path.join(work, "ports", "unix", "build-esp8266twin", "micropython"), binary)
+    # copied beside and renamed: a twin still running keeps its (old) binary
+    shutil.copy2(os.path.join(work, "ports", "unix", "build-" + variant, "micropython"),
+                 binary + ".new")
+    os.replace(binary + ".new", binary)
     with open(stamp, "w") as f:
         f.write(fp)
     return binary
@@ -143,11 +158,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--src", help="MicroPython v%s source (default $MICROPY_SRC or "
                                   "../shared/micropython-%s)" % (VERSION, VERSION))
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "twin"))
+    ap.add_argument("--out", help="default build/twin (build/twin-frozen with --frozen)")
+    ap.add_argument("--frozen", action="store_true", help="freeze the firmware modules too")
     a = ap.parse_args()
+    a.out = a.out or os.path.join(ROOT, "build", "twin-frozen" if a.frozen else "twin")
     if not os.path.exists(os.path.join(LIB, "ssd1306.py")):
         sys.exit("build_twin: build/lib is missing: run `make libs` first")
-    binary = build(source_dir(a.src), a.out)
+    binary = build(source_dir(a.src), a.out, a.frozen)
     res = check(binary)
     bad = [k for k, (ok, _) in res.items() if not ok]
     for k, (ok, d) in res.items():
