@@ -64,14 +64,22 @@ def apply(st, cfg, name, p):
     st.error; on error nothing else changes. Never raises."""
     name = str(name)[:24]
     e = "bad value"
+    d = None
     try:
-        if not isinstance(p, str):
-            if isinstance(p, (bytes, bytearray)):
-                if len(p) > 128:
-                    raise OverflowError
+        if isinstance(p, (bytes, bytearray)):
+            if len(p) > 128:
+                raise OverflowError
+            try:
                 p = p.decode()
-            else:
-                p = json.dumps(p)
+            except UnicodeError:
+                p = "\0"          # not text: refused by the command's own check below
+        elif type(p) is dict or type(p) is list:
+            # a JSON container from the shadow: only dr takes one (an object), checked as it is;
+            # printing a deeply nested value back to text would recurse
+            d = p
+            p = "\0"
+        elif not isinstance(p, str):
+            p = json.dumps(p)   # true, 450, 1.5: like their text
         if len(p) > 128:
             raise OverflowError
         v = p.strip().lower()
@@ -135,7 +143,8 @@ def apply(st, cfg, name, p):
             st.trip_soc_pct = x
         elif name == "dr":
             e = 'want {"limit_w":0-200000,"minutes":0-1440}'
-            d = json.loads(p)
+            if d is None:
+                d = json.loads(p)
             if type(d) is not dict or len(d) != 2:
                 raise ValueError
             w = d["limit_w"]
