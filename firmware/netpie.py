@@ -152,6 +152,9 @@ def apply(st, cfg, name, p):
             if type(w) is not int or type(m) is not int or not (0 <= w <= 200000 and
                                                                 0 <= m <= 1440):
                 raise ValueError
+            if p != "\0" and "".join(p.split()) not in (
+                    '{"limit_w":%d,"minutes":%d}' % (w, m), '{"minutes":%d,"limit_w":%d}' % (m, w)):
+                raise ValueError    # MicroPython's json takes '{"limit_w":1 "minutes":2}'
             if w and m:
                 if not st.now:
                     e = "clock not set"
@@ -195,6 +198,7 @@ class Cloud:
         self.h = [None] * _N    # fingerprint of each field as last sent (or held by the shadow)
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
+        self.big = 0            # size of the last oversized shadow message reported
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
         # the one packet buffer: telemetry payloads out (a full write is ~950 B) and PUBLISH
@@ -519,19 +523,35 @@ class Cloud:
             self._drop(s, k)
         self._drop(s, q)
         b = self.buf
-        st = self.st
-        if t is None or n > len(b):
+        m = len(b)
+        sh = t == b"@shadow/data/updated" or t == b"@private/shadow/data/get/response"
+        if t is None or n > m and not sh:
             self._drop(s, n)
             self._msg(t or b"", None, n)    # refused with a clear error, nothing applied
             return x
+        if n < m:
+            m = n
         mv = memoryview(b)
         i = 0
-        while i < n:
-            r = s.readinto(mv[i:n])
+        while i < m:
+            r = s.readinto(mv[i:m])
             if not r:
                 raise OSError(0)
             i += r
-        self._msg(t, b, n)
+        if m < n:
+            # A shadow message too big for the buffer (a huge value someone wrote stays in the
+            # shadow and comes back in every get response): the members that fit are taken, the
+            # rest is dropped, and all our command fields are written again, so a huge value in
+            # one of them is replaced; reported once per size, not on every reconnect
+            self._drop(s, n - m)
+            if n != self.big:
+                self.st.error = "cloud: message of %d B cut to %d B" % (n, m)
+                self.st.dirty = True
+            self.big = n
+            for i in range(3):
+                self.h[i] = None
+            self.clr = 15
+        self._msg(t, b, m)
         return x
 
     def _read1(self, s):
@@ -569,6 +589,7 @@ class Cloud:
                 st.dirty = True
                 return
             if t[:len(a)] == a:
+                self.big = 0
                 # apply() takes at most 128 B: a longer payload is cut to 129 to be refused
                 apply(st, self.c, t[len(a):].decode(), d[:n if n < 129 else 129])
                 return
