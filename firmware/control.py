@@ -24,6 +24,7 @@ class Control:
         self.cfg = cfg
         self.st = st
         self.bus = bus
+        st.bus = bus
         self.b = board
         self.ok_since = -1          # scheduler.allocate anti-flap state
         self.ms = 0                 # simulated/monotonic ms since boot (no 2^30 wrap)

@@ -12,6 +12,7 @@ import pytest
 
 import config
 import control
+import evse
 import meter
 import state as S
 
@@ -21,6 +22,15 @@ with open(os.path.join(FIRMWARE, "config.json.example")) as f:
     CFG_RAW = json.load(f)
 
 VOLT = 230
+
+
+@pytest.fixture(autouse=True)
+def _fresh_evse():
+    # evse remembers a charger without the extension (module state, as on the board)
+    evse.no_ext = -1
+    yield
+    evse.no_ext = -1
+
 NIGHT = 1_764_000_000 - 1_764_000_000 % 86400 + 20 * 3600    # 01:00 local: off-peak
 
 
