@@ -17,6 +17,7 @@ PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
 PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
 FOLLOW_MS = 5000    # IEC 61851: a car follows a new current within 5 s
+CAP_MS = 60000      # a car that did not follow a raise is not offered more for this long
 
 
 class Control:
@@ -55,6 +56,7 @@ class Control:
         self.d1 = 0
         self.t0 = 0
         self.tc = -1
+        self.cap = -CAP_MS          # ms when a raise found the car at its own limit
 
     async def tick(self):
         b = self.b
@@ -189,7 +191,8 @@ class Control:
         else:
             st.ev_power_w = ev_w = self.draw(r, st.ev_state, per_a)
             house = st.power_w - ev_w
-            wait = self.tc >= 0             # raise only once the car has followed
+            # raise only once the car has followed, and not a car at its own limit
+            wait = self.tc >= 0 or self.ms - self.cap < CAP_MS
             ev_w = -1
         if house < 0:
             house = 0
@@ -289,6 +292,7 @@ class Control:
             self.d1 = m if m < x else x
         else:
             self.d1 = m if m < d else d
+            self.cap = -CAP_MS              # below its limit again: it follows raises
 
     def draw(self, fresh, ev_state, per_a):
         # -> the EV's draw the meter's total holds now (W), learned from how the total moved
@@ -303,16 +307,27 @@ class Control:
                 m = x if m < x else 0 if m > 0 else m
             else:
                 m = 0 if m < 0 else x if m > x else m
-            if 2 * (x - m) < per_a and 2 * (m - x) < per_a:
-                self.ev_w = self.d1         # followed (within half an amp)
+            t = self.ms - self.tc
+            if x <= 0:
+                if 2 * (m - x) < per_a or t >= FOLLOW_MS:
+                    self.ev_w = self.d1     # followed the cut (within half an amp)
+                    self.tc = -1
+                    return self.ev_w
+            elif m >= per_a and 2 * (x - m) < per_a:
+                self.ev_w = self.d1         # followed the raise: a move noise cannot fake
                 self.tc = -1
-            elif self.ms - self.tc >= FOLLOW_MS:
-                self.ev_w = self.d1 if x < 0 else d0 + (m if m >= per_a else 0)
+                return self.ev_w
+            elif t >= FOLLOW_MS:
+                if m < per_a:               # did not follow: at its own limit
+                    m = 0
+                    self.cap = self.ms
+                self.ev_w = d0 + m
                 self.tc = -1
-            else:
-                return d0 + m
+                return self.ev_w
+            return d0 + m
         elif ev_state not in (3, 4):
             self.ev_w = 0                   # not charging: the total is the house alone
+            self.cap = -CAP_MS
         return self.ev_w
 
     async def persist(self, seq):

@@ -221,7 +221,7 @@ def test_a_16a_car_offered_32_never_stays_over_the_limit_after_the_first_reactio
     w = Car(house_w=1000, follow_ms=2000, cap_a=16)
     st, ctl = meter_for(w, cfg)
     settle(ctl, w, cfg)
-    assert w.reg == 32 and w.want_a() == 16, "offered all, the car takes its 16 A"
+    assert w.reg > 16 and w.want_a() == 16, "offered more, the car takes its 16 A"
     assert abs(st.ev_power_w - 16 * VOLT) <= VOLT, "the meter knows what it draws"
     w.house_w = 8000                    # a 7 kW step: 16 A no longer fits, 8 A does
     n = len(w.writes)
