@@ -17,7 +17,6 @@ PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
 PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
 FOLLOW_MS = 5000    # IEC 61851: a car follows a new current within 5 s
-CAP_MS = 60000      # a car that did not follow a raise is not offered more for this long
 
 
 class Control:
@@ -56,7 +55,7 @@ class Control:
         self.d1 = 0
         self.t0 = 0
         self.tc = -1
-        self.cap = -CAP_MS          # ms when a raise found the car at its own limit
+        self.cap = False            # a raise found the car at its own limit
 
     async def tick(self):
         b = self.b
@@ -192,7 +191,7 @@ class Control:
             st.ev_power_w = ev_w = self.draw(r, st.ev_state, per_a)
             house = st.power_w - ev_w
             # raise only once the car has followed, and not a car at its own limit
-            wait = self.tc >= 0 or self.ms - self.cap < CAP_MS
+            wait = self.tc >= 0 or self.cap
             ev_w = -1
         if house < 0:
             house = 0
@@ -204,12 +203,14 @@ class Control:
             self.ok_since = -1              # a restart after a fault waits the whole hold
         if amps > st.ev_current_a and (t_s == self.up_s or wait):
             amps = st.ev_current_a          # at most once a second (ramp is per s), when steady
-        if amps > st.ev_current_a and ev_w < 0:
-            # a car draws up to half an amp less than offered (noise): raise only with that
-            # much room to spare, or a noisy low reading raises what the next cut takes back
-            a = (lim - house - per_a // 2) // per_a
-            if amps > a:
-                amps = a if a > st.ev_current_a and a >= ch["min_a"] else st.ev_current_a
+        a = ch["min_a"]
+        if ev_w < 0 and amps != st.ev_current_a and amps >= a and st.ev_current_a >= a:
+            # a car draws up to half an amp less than offered (noise), so the house may be
+            # that much more than it looks: move to what fits with half an amp to spare (not
+            # below the minimum while it fits), or the next noisy reading cuts a second time
+            x = (lim - house - per_a // 2) // per_a
+            if x < amps:
+                amps = x if x >= a else a
         if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
             if amps > st.ev_current_a:
                 self.up_s = t_s
@@ -290,10 +291,11 @@ class Control:
         if b > a:
             x = d + (b - a) * per_a
             self.d1 = m if m < x else x
+        elif m < d:
+            self.d1 = m
+            self.cap = False                # below its own limit again: it follows raises
         else:
-            self.d1 = m if m < d else d
-            self.cap = -CAP_MS              # below its limit again: it follows raises
-
+            self.d1 = d
     def draw(self, fresh, ev_state, per_a):
         # -> the EV's draw the meter's total holds now (W), learned from how the total moved
         # when the current changed: while the car follows, the old draw plus the part of the
@@ -320,14 +322,14 @@ class Control:
             elif t >= FOLLOW_MS:
                 if m < per_a:               # did not follow: at its own limit
                     m = 0
-                    self.cap = self.ms
+                    self.cap = True
                 self.ev_w = d0 + m
                 self.tc = -1
                 return self.ev_w
             return d0 + m
         elif ev_state not in (3, 4):
             self.ev_w = 0                   # not charging: the total is the house alone
-            self.cap = -CAP_MS
+            self.cap = False
         return self.ev_w
 
     async def persist(self, seq):

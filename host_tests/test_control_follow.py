@@ -210,10 +210,12 @@ def test_each_house_step_gets_one_cut_that_fits_what_the_car_draws(name, follow_
         assert w.want_a() * VOLT + house <= 5000, (name, house, w.writes[n:])
         if fits < before:
             assert len([a for a in cuts]) == 1, ("one cut", name, house, w.writes[n:])
-            assert cuts[0] == min(fits, cfg["charger"]["max_a"]), (name, house, cuts)
+            # to what fits with half an amp to spare for the car's noise (6 A while it fits)
+            assert max(6, fits - 1) <= cuts[0] <= fits, (name, house, cuts)
         assert all(a >= 6 for _, a in w.writes[n:]), ("no pause: 6 A fits", name, house,
                                                        w.writes[n:])
-        assert w.want_a() == min(cap_a, fits), ("takes the room again", name, house)
+        assert min(cap_a, max(6, fits - 1)) <= w.want_a() <= min(cap_a, fits), (
+            "takes the room again", name, house)
 
 
 def test_a_16a_car_offered_32_never_stays_over_the_limit_after_the_first_reaction():
@@ -234,7 +236,7 @@ def test_a_16a_car_offered_32_never_stays_over_the_limit_after_the_first_reactio
         if first is not None and w.t >= first + w.follow_ms + 500:
             over.append(w.total_w() > 10000)
     assert first is not None and not any(over), w.writes[n:]
-    assert [a for _, a in w.writes[n:]][0] == (10000 - 8000) // VOLT
+    assert [a for _, a in w.writes[n:]][0] in (7, 8)
     assert len(cuts_of(w.writes, n, 16)) == 1, ("one cut", w.writes[n:])
 
 
