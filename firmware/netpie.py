@@ -42,7 +42,7 @@ except ImportError:
     _fp = hash
 
 _TO = 0.5           # socket timeout (s): connect, CONNACK, the rest of a packet, writes
-_N = const(24)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
+_N = const(25)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 _BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
 _TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
@@ -486,6 +486,12 @@ class Cloud:
             k, v = "dr_w", st.dr_limit_w
         elif i == 23:
             k, v = "dr_until", _hm(st.dr_until if st.dr_limit_w else -1, c["tz_offset_min"] * 60)
+        elif i == 24:
+            q = st.bus                  # modbus.Bus error counters since boot
+            if q is None:
+                return None
+            k, v = "bus", '{"crc":%d,"timeout":%d,"exc":%d}' % (q.crc_errors, q.timeouts,
+                                                                q.exceptions)
         else:
             j = i - _N
             if not self.clr >> j & 1:
