@@ -39,7 +39,7 @@ image: libs
 test: venv libs twin
 	$(VPY) -m pytest -q host_tests
 
-sim: venv libs
+sim: venv libs $(if $(TWIN),twin)
 	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(HEAP),--heap $(HEAP)) $(if $(TWIN),--twin)
 
 # flash a NodeMCU: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP8266_GENERIC-FLASH_2M_ROMFS-....bin

@@ -65,9 +65,9 @@ def step_figures(world):
     return out
 
 
-def models(speed):
+def models(speed, only=None):
     res = []
-    for name in MODELS:
+    for name in [only] if only else MODELS:
         d = tempfile.mkdtemp(prefix="bench-reaction-%s-" % name)
         sp = os.path.join(ROOT, "sim", "scenarios", name + ".json")
         s = simrun.Sim(simrun.main_args(["--speed", str(speed), "--scenario", sp, "--no-cloud",
@@ -95,9 +95,10 @@ def main(argv=None):
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--speed", type=float, default=5)
     ap.add_argument("--models", action="store_true")
+    ap.add_argument("--only", help="one of %s (with --models)" % ", ".join(MODELS))
     a = ap.parse_args(argv)
     if a.models:
-        return models(a.speed if "--speed" in (argv or sys.argv) else 1)
+        return models(a.speed if "--speed" in (argv or sys.argv) else 1, a.only)
     scen, dur = scenario(a.steps)
     d = tempfile.mkdtemp(prefix="bench-reaction-")
     sp = os.path.join(d, "scen.json")

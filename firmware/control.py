@@ -17,6 +17,7 @@ PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
 PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
 FOLLOW_MS = 5000    # IEC 61851: a car follows a new current within 5 s
+RAISE_MS = 10000    # a raise may take a car longer (no bound in IEC 61851): judged after 10 s
 
 
 class Control:
@@ -211,6 +212,10 @@ class Control:
             x = (lim - house - per_a // 2) // per_a
             if x < amps:
                 amps = x if x >= a else a
+        if ev_w < 0 and st.ev_current_a < amps < st.ev_current_a + 2:
+            # without a measured EV power a raise is 2 A or more: the +-0.5 A of a real car
+            # hides whether it followed 1 A (and a raise it seems not to follow caps the car)
+            amps = st.ev_current_a
         if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
             if amps > st.ev_current_a:
                 self.up_s = t_s
@@ -283,7 +288,9 @@ class Control:
         # the offered current goes from a to b A: the car's draw will move from what the total
         # holds now to at most b A, and by at most the step on a raise (a car under its own
         # limit takes less than offered)
-        d = self.ev_w
+        d = self.st.ev_power_w      # the draw as it stands, mid-follow too
+        if d < 0:
+            d = self.ev_w
         self.d0 = d
         self.t0 = self.st.power_w
         self.tc = self.ms
@@ -320,7 +327,7 @@ class Control:
                 self.ev_w = self.d1         # followed the raise: a move noise cannot fake
                 self.tc = -1
                 return self.ev_w
-            elif t >= FOLLOW_MS:
+            elif t >= RAISE_MS:
                 if m < per_a:               # did not follow: at its own limit
                     m = 0
                     self.cap = True
