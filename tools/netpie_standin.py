@@ -146,8 +146,9 @@ def load_devices(path_or_dict=None):
 
 class Standin:
     def __init__(self, port, devices=None, state_dir=None, updated="delta", backend="auto",
-                 host="127.0.0.1", log=None, http_port=None, dash_cfg=None):
+                 host="127.0.0.1", log=None, http_port=None, dash_cfg=None, clock=None):
         self.port = port
+        self.clock = clock              # seconds (the simulator's clock), None: now_ms()
         self.http_port = http_port      # None: no HTTP; 0: a free port (actual one after start)
         self.dash_cfg = dash_cfg        # meter config for /widgets.json (None: the example)
         self.http = None
@@ -259,6 +260,9 @@ class Standin:
         fd.append([t] + [d.get(k) for k in FEED_FIELDS])
         while fd and fd[0][0] < t - FEED_SPAN_MS:
             fd.pop(0)
+
+    def now_ms(self):
+        return int(self.clock() * 1000) if self.clock else now_ms()
 
     def shadow(self, cid_or_alias):
         e = self.by_cid.get(cid_or_alias) or self.by_alias[cid_or_alias]
@@ -375,7 +379,7 @@ class Standin:
             else:
                 sh["data"] = merge({}, data)
             sh["rev"] += 1
-            sh["modified"] = now_ms()
+            sh["modified"] = self.now_ms()
             self._save_shadow(cid)
             self._feed_add(cid, sh)
             out = {"deviceid": cid, "data": data if self.updated_mode == "delta" else sh["data"],
@@ -452,7 +456,7 @@ class Standin:
             resp = {"ackid": ack, "errcode": 429, "message": "batch size exceeds 100",
                     "inputsize": len(recs)}
         else:
-            now = now_ms()
+            now = self.now_ms()
             good = []
             for r in recs:
                 if not isinstance(r, dict) or not isinstance(r.get("data"), dict):
@@ -758,8 +762,7 @@ class Standin:
         if getattr(self, "_stop", None):
             self._stop.set()
         if self.http:
-            self.http.shutdown()
-            self.http.server_close()
+            self.http.close_all()
             self.http = None
         try:
             self._save_feeds()
@@ -817,6 +820,34 @@ class Standin:
 class _HttpServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+
+    def __init__(self, *a):
+        self.open_socks = set()
+        self.socks_lock = threading.Lock()
+        super().__init__(*a)
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        with self.socks_lock:
+            self.open_socks.add(sock)
+        return sock, addr
+
+    def shutdown_request(self, request):
+        with self.socks_lock:
+            self.open_socks.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self):
+        """Stop serving, and end the kept-alive connections too (a browser holds one open)."""
+        self.shutdown()
+        self.server_close()
+        with self.socks_lock:
+            socks = list(self.open_socks)
+        for sk in socks:
+            try:
+                sk.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -970,13 +1001,13 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 def start_standin(port, devices=None, state_dir=None, updated="delta", backend="auto",
-                  log=None, http_port=None, dash_cfg=None):
+                  log=None, http_port=None, dash_cfg=None, clock=None):
     """Start a stand-in on 127.0.0.1:port; devices = credentials file path or dict (None: the
     example file), state_dir None = a temporary dir removed by stop(). Returns the running
     Standin (.stop(), .shadow(alias), .stats(), .meter, .dashboard_client(); a context
     manager)."""
     return Standin(port, devices, state_dir, updated, backend, log=log, http_port=http_port,
-                   dash_cfg=dash_cfg).start()
+                   dash_cfg=dash_cfg, clock=clock).start()
 
 
 def main(argv=None):
