@@ -166,7 +166,15 @@ class Sim:
                 raise ConfigRefused("config: not valid JSON")
         sys.path.insert(0, ROOT)
         from sim.world import parse_at, scenario_commands, scenario_epoch
+        from sim import agenda
         self.epoch = scenario_epoch(self.cfg, self.scen)
+        self.agenda = agenda.agenda(self.cfg, self.scen)
+        if a.start:
+            # a later start: the emulator applies the scenario's earlier events as its
+            # initial state, commands due before it are sent once the meter is linked
+            self.epoch = max(self.epoch, int(parse_at(a.start, self.cfg, self.scen)))
+        elif not a.hours:
+            self.epoch = agenda.live_start(self.cfg, self.scen)
         # checked before anything starts (ScenarioError); same-time commands keep file order
         self.cmds = sorted(((parse_at(at, self.cfg, self.scen), cmd, p)
                             for at, cmd, p in scenario_commands(self.scen)), key=lambda c: c[0])
@@ -447,7 +455,9 @@ class Sim:
                 w = json.load(f)
         except (OSError, ValueError):
             w = {}
+        from sim import agenda
         lt = time.gmtime(self.now() + self.cfg.get("tz_offset_min", 0) * 60)
+        soc = fw.last.get("soc")
         out = ["\x1b[H\x1b[2J",
                "simulated meter  %02d:%02d:%02d local  x%g  (Ctrl-C stops)" % (
                    lt.tm_hour, lt.tm_min, lt.tm_sec, self.a.speed),
@@ -457,11 +467,16 @@ class Sim:
                if self.cloud else "",
                "house %5s W   EV %5s W   total %5s W   limit %5s W" % (
                    w.get("house_w"), w.get("ev_w"), w.get("total_w"), w.get("limit_w")),
-               "EV state %s  current %s A  SOC %s %%   over-limit %s s" % (
-                   w.get("vehicle_state"), w.get("charger_applied_a"), fw.last.get("soc"),
-                   w.get("over_limit_s")),
+               "EV state %s  current %s A  SOC %s   over-limit %s s" % (
+                   w.get("vehicle_state"), w.get("charger_applied_a"),
+                   "?" if soc is None or soc < 0 else "%s %%" % soc, w.get("over_limit_s")),
                "meter heap %s B (cap %s + image)   faults %s" % (
                    fw.last.get("heap"), self.a.heap, fw.last.get("f")), ""]
+        nxt = agenda.coming_up(self.agenda, self.now(), self.cfg)
+        out += ["coming up:"] + ["  " + x for x in nxt or ["(nothing more in this scenario)"]]
+        if self.cloud:
+            out += ["try: open the dashboard, move the departure slider, choose \"shed\" or "
+                    "switch emergency charging on", ""]
         out += oled_ascii(os.path.join(self.dir, "oled.bin"))
         sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
@@ -519,6 +534,10 @@ def main_args(argv=None):
                     help="run on the board twin (32-bit, the ESP8266's object model; make twin)")
     ap.add_argument("--frozen", action="store_true",
                     help="the board twin with the firmware frozen in (the frozen path)")
+    ap.add_argument("--start", default="",
+                    help="start at this scenario time ('HH:MM' local on its first day, "
+                         "'+1d HH:MM'); the live view's default is 5 minutes before the EV "
+                         "first arrives")
     ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
