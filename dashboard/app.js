@@ -242,7 +242,7 @@ function drawChart() {
     {i: 3, color: cols.ev_w || "#8e5bd6", name: "EV"},
     {i: 1, color: cols.power_w || "#1f2937", name: "total", width: 2.5},
   ];
-  $("chart").innerHTML = V.chartSvg(feed, series, (spec.config || {}).tz_offset_min, 900, 220);
+  $("chart").innerHTML = V.chartSvg(feed, series, (spec.config || {}).tz_offset_min, 820, 250);
   $("legend").innerHTML = series.slice().reverse().map((s) =>
     `<span><i style="background:${s.color}"></i>${s.name}</span>`).join("");
 }

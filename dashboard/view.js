@@ -99,10 +99,11 @@ export function loadsModel(s, loads) {
 }
 
 export function advice(s) {
+  const why = s.peak ? "Peak time" : s.dr_w ? "Demand response" : "Now";
   if (s.advice && s.advice.length) {
-    return "Peak time: switch off " + s.advice.join(", ") + " to save " + s.advice_w + " W";
+    return why + ": switch off " + s.advice.join(", ") + " to save " + s.advice_w + " W";
   }
-  return s.peak ? "Peak time: nothing to switch off" : "Off-peak: no advice";
+  return s.peak || s.dr_w ? why + ": nothing to switch off" : "Off-peak: no advice";
 }
 
 // ---- SVG ----
