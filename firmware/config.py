@@ -19,6 +19,7 @@ charger.phases i 1 3
 charger.restart_hold_s i 0 3600
 charger.ramp_a_per_s i 1 80
 pzem.addr i 1 247
+pzem.ev_addr i 0 247
 battery.capacity_wh i 1000 300000
 battery.efficiency n 0.5 1
 battery.taper_soc_pct i 50 100
@@ -38,7 +39,7 @@ ntp_host s 1 64"""
 _DEFAULTS = {
     "charger": {"addr": 2, "min_a": 6, "max_a": 16, "phases": 1, "restart_hold_s": 60,
                 "ramp_a_per_s": 2},
-    "pzem": {"addr": 1},
+    "pzem": {"addr": 1, "ev_addr": 0},
     "battery": {"taper_soc_pct": 100, "taper_floor_pct": 10},
     "trip": {"wh_per_km": 170, "reserve_pct": 10},
     "netpie": {"client_id": "", "token": "", "secret": "", "host": "mqtt.netpie.io",
@@ -94,6 +95,11 @@ def validate(cfg):
             want = "%s %s..%s" % ("an integer" if kind == "i" else "a number", lo, hi)
         if not ok:
             raise ValueError(path + ": want " + want)
+    a = cfg["pzem"]["ev_addr"]
+    if a and a in (cfg["pzem"]["addr"], cfg["charger"]["addr"]):
+        raise ValueError("pzem.ev_addr: must differ from pzem.addr and charger.addr")
+    if cfg["pzem"]["addr"] == cfg["charger"]["addr"]:
+        raise ValueError("pzem.addr: must differ from charger.addr")
     if cfg["breaker_w"] < cfg["sanctioned_w"]:
         raise ValueError("breaker_w: must be >= sanctioned_w")
     peak = cfg.get("peak")

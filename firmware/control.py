@@ -16,6 +16,7 @@ KEEPALIVE_S = 10    # re-send the current so the charger's communication timeout
 PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
 PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
+FOLLOW_MS = 5000    # IEC 61851: a car follows a new current within 5 s
 
 
 class Control:
@@ -23,6 +24,7 @@ class Control:
         self.cfg = cfg
         self.st = st
         self.bus = bus
+        st.bus = bus
         self.b = board
         self.ok_since = -1          # scheduler.allocate anti-flap state
         self.ms = 0                 # simulated/monotonic ms since boot (no 2^30 wrap)
@@ -45,6 +47,15 @@ class Control:
         self.oom = 0                # ticks lost to MemoryError (reported)
         self.ev_prev = 0            # the EV's power last tick, and how many ticks it held still
         self.steady = 0
+        # without a measured EV power (docs/architecture.md "The EV's draw"): the draw the total
+        # holds (W) once the car has followed, and while it follows a change: the draw before
+        # (d0), the one expected (d1), the total (t0) and ms (tc, -1 = settled) at the change
+        self.ev_w = 0
+        self.d0 = 0
+        self.d1 = 0
+        self.t0 = 0
+        self.tc = -1
+        self.cap = False            # a raise found the car at its own limit
 
     async def tick(self):
         b = self.b
@@ -60,8 +71,18 @@ class Control:
         self.ms += dt
         t_s = self.ms // 1000
 
-        r = await pzem.read(self.bus, cfg["pzem"]["addr"])
-        e = await evse.read(self.bus, ch["addr"])
+        bus = self.bus
+        r = await pzem.read(bus, cfg["pzem"]["addr"])
+        a = cfg["pzem"]["ev_addr"]
+        r2 = None
+        if r and a:
+            r2 = await pzem.read(bus, a)    # the EV circuit's own PZEM: its power is exact
+            if not r2:
+                r = None                    # a missed EV reading counts as a PZEM miss
+        a = bus.foreign
+        e = await evse.read(bus, ch["addr"])
+        if not e and bus.foreign != a:
+            e = 0                           # spoilt by another slave's late reply: not a miss
         faults = st.faults & ~(S.F_PZEM | S.F_EVSE | S.F_CLOCK)
         if r:
             st.pzem_misses = 0
@@ -73,6 +94,7 @@ class Control:
             faults |= S.F_PZEM
         # volts rounded up: amps = watts / volts must never come out too high
         volt = (st.voltage_dv + 9) // 10 if st.voltage_dv >= 900 else cfg["voltage_v"]
+        per_a = volt * ch["phases"]
         if e:
             st.ev_misses = 0
             was = st.ev_state
@@ -82,16 +104,20 @@ class Control:
             if was in (2, 3, 4) and e[1] == 1 and st.emergency:
                 st.emergency = False        # emergency charging ends with the session
                 st.dirty = True
-            if e[3] >= 0:
-                st.ev_power_w = e[3]
-            else:                           # no power register: what the EV is allowed to draw
-                st.ev_power_w = st.ev_current_a * volt * ch["phases"] if e[1] == 3 else 0
+            a = e[0] if e[0] >= 6 else 0
+            if a != st.ev_current_a:
+                # register 1000 is the truth (a write whose reply was lost, the charger's own
+                # fallback): a stop read back here restarts after the hold and ramps
+                self.change(st.ev_current_a, a, per_a)
+                st.ev_current_a = a
+            if was not in (3, 4) and e[1] in (3, 4) and self.tc < 0:
+                self.change(0, a, per_a)    # the car starts drawing on its own (B -> C)
             if not self.configured:
                 # (the simulated board runs up to x1200, where ticks are tens of simulated
                 # seconds apart: its charger's timeout, in simulated time, is stretched to match)
                 self.configured = await evse.configure(
                     self.bus, ch["addr"], FALLBACK_S * (1 + int(b.SPEED) // 100), 0)
-        else:
+        elif e is None:
             st.ev_misses += 1
         if st.ev_misses >= 3:
             faults |= S.F_EVSE
@@ -148,24 +174,49 @@ class Control:
         # after two readings steady within half an amp (cuts never wait). While it falls the
         # total is paired with the EV's power of the tick before, which a slightly older meter
         # reading still contains: else each cut looked like a house load step and cut again
-        per_a = volt * ch["phases"]
-        ev_w = st.ev_power_w
-        d = ev_w - self.ev_prev
-        self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0
-        house = st.power_w - (self.ev_prev if d < 0 and not self.steady else ev_w)
-        self.ev_prev = ev_w
+        if r2:
+            ev_w = r2[2] // 10
+        elif e and e[3] >= 0:
+            ev_w = e[3]
+        else:
+            ev_w = -1
+        if ev_w >= 0:                       # a measured EV power
+            st.ev_power_w = ev_w
+            d = ev_w - self.ev_prev
+            self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0
+            house = st.power_w - (self.ev_prev if d < 0 and not self.steady else ev_w)
+            self.ev_prev = ev_w
+            wait = self.steady < 2
+        else:
+            st.ev_power_w = ev_w = self.draw(r, st.ev_state, per_a)
+            house = st.power_w - ev_w
+            # raise only once the car has followed, and not a car at its own limit
+            wait = self.tc >= 0 or self.cap
+            ev_w = -1
         if house < 0:
             house = 0
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and soon) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
                                                  self.ok_since, ch, blocked)
-        if amps > st.ev_current_a and (t_s == self.up_s or self.steady < 2):
+        if faults & (S.F_PZEM | S.F_EVSE):
+            self.ok_since = -1              # a restart after a fault waits the whole hold
+        if amps > st.ev_current_a and (t_s == self.up_s or wait):
             amps = st.ev_current_a          # at most once a second (ramp is per s), when steady
+        a = ch["min_a"]
+        if ev_w < 0 and amps != st.ev_current_a and amps >= a and st.ev_current_a >= a:
+            # a car draws up to half an amp less than offered (noise), so the house may be
+            # that much more than it looks: move to what fits with half an amp to spare (not
+            # below the minimum while it fits), or the next noisy reading cuts a second time
+            x = (lim - house - per_a // 2) // per_a
+            if x < amps:
+                amps = x if x >= a else a
         if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
             if amps > st.ev_current_a:
                 self.up_s = t_s
-            if await evse.set_current(self.bus, ch["addr"], amps):
+            if await evse.set_current(bus, ch["addr"], amps):
+                if amps != st.ev_current_a:
+                    self.change(st.ev_current_a, amps, per_a)
                 st.ev_current_a = amps
                 self.sent_s = t_s
 
@@ -207,13 +258,16 @@ class Control:
             ps[4] = st.start_soc_pct
             self.plan_s = t_s
             p = None
-            if now and st.target_min >= 0 and st.ev_soc_pct >= 0 and st.ev_state in (2, 3, 4):
+            if now and st.target_min >= 0 and st.ev_state in (2, 3, 4):
                 w = 0
                 for i, ld in enumerate(cfg["loads"]):
                     if on >> i & 1 and not ld["critical"]:
                         w += ld["rated_w"]
-                p = scheduler.plan(now, st.target_min, st.ev_soc_pct, house, w,
-                                   st.trip_soc_pct, cfg)
+                # no SOC known: plan the charge energy alone, from an empty battery (P_SOC is
+                # then the gain in % of battery.capacity_wh, docs/charger-modbus.md section 5)
+                a = st.ev_soc_pct
+                p = scheduler.plan(now, st.target_min, a if a >= 0 else 0, house, w,
+                                   st.trip_soc_pct if a >= 0 else 0, cfg)
             if p != st.plan:
                 st.plan = p
                 st.dirty = True
@@ -224,6 +278,59 @@ class Control:
             self.sig = sig
             st.dirty = True
         self.ticks += 1
+
+    def change(self, a, b, per_a):
+        # the offered current goes from a to b A: the car's draw will move from what the total
+        # holds now to at most b A, and by at most the step on a raise (a car under its own
+        # limit takes less than offered)
+        d = self.ev_w
+        self.d0 = d
+        self.t0 = self.st.power_w
+        self.tc = self.ms
+        m = b * per_a
+        if b > a:
+            x = d + (b - a) * per_a
+            self.d1 = m if m < x else x
+        elif m < d:
+            self.d1 = m
+            self.cap = False                # below its own limit again: it follows raises
+        else:
+            self.d1 = d
+    def draw(self, fresh, ev_state, per_a):
+        # -> the EV's draw the meter's total holds now (W), learned from how the total moved
+        # when the current changed: while the car follows, the old draw plus the part of the
+        # expected move the total already shows; then the new one, or on a raise the car did
+        # not follow (it is at its own limit) the old one plus what the total did move
+        d0 = self.d0
+        x = self.d1 - d0
+        if self.tc >= 0:
+            m = self.st.power_w - self.t0 if fresh else 0
+            if x < 0:
+                m = x if m < x else 0 if m > 0 else m
+            else:
+                m = 0 if m < 0 else x if m > x else m
+            t = self.ms - self.tc
+            if x <= 0:
+                if 2 * (m - x) < per_a or t >= FOLLOW_MS:
+                    self.ev_w = self.d1     # followed the cut (within half an amp)
+                    self.tc = -1
+                    return self.ev_w
+            elif m >= per_a and 2 * (x - m) < per_a:
+                self.ev_w = self.d1         # followed the raise: a move noise cannot fake
+                self.tc = -1
+                return self.ev_w
+            elif t >= FOLLOW_MS:
+                if m < per_a:               # did not follow: at its own limit
+                    m = 0
+                    self.cap = True
+                self.ev_w = d0 + m
+                self.tc = -1
+                return self.ev_w
+            return d0 + m
+        elif ev_state not in (3, 4):
+            self.ev_w = 0                   # not charging: the total is the house alone
+            self.cap = False
+        return self.ev_w
 
     async def persist(self, seq):
         """Task: checkpoint counters + settings to the store (the older of its two slots) when

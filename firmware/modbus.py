@@ -57,6 +57,7 @@ class Bus:
         self.timeouts = 0
         self.exceptions = 0
         self.last_exc = 0
+        self.foreign = 0            # whole frames from another address (late replies) skipped
         self.t_idle = _ms()
 
     async def _xfer(self, addr, fc, a, b, vals):
@@ -120,7 +121,15 @@ class Bus:
                             else:
                                 need = 8
                         if need and got >= need:
-                            break
+                            if r[0] == addr or crc16(r, need - 2) != (
+                                    r[need - 2] | r[need - 1] << 8):
+                                break
+                            # a whole valid frame from another slave (a late reply): not
+                            # ours and not our slave's fault; keep waiting for ours
+                            self.foreign += 1
+                            got -= need
+                            r[0:got] = r[need:need + got]
+                            need = 0
                         continue
                 now = _ms()
                 if got:

@@ -42,7 +42,7 @@ except ImportError:
     _fp = hash
 
 _TO = 0.5           # socket timeout (s): connect, CONNACK, the rest of a packet, writes
-_N = const(24)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
+_N = const(25)      # telemetry fields (indices in Cloud._val); 0..2 mirror user settings
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 _BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
 _TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
@@ -64,14 +64,22 @@ def apply(st, cfg, name, p):
     st.error; on error nothing else changes. Never raises."""
     name = str(name)[:24]
     e = "bad value"
+    d = None
     try:
-        if not isinstance(p, str):
-            if isinstance(p, (bytes, bytearray)):
-                if len(p) > 128:
-                    raise OverflowError
+        if isinstance(p, (bytes, bytearray)):
+            if len(p) > 128:
+                raise OverflowError
+            try:
                 p = p.decode()
-            else:
-                p = json.dumps(p)
+            except UnicodeError:
+                p = "\0"          # not text: refused by the command's own check below
+        elif type(p) is dict or type(p) is list:
+            # a JSON container from the shadow: only dr takes one (an object), checked as it is;
+            # printing a deeply nested value back to text would recurse
+            d = p
+            p = "\0"
+        elif not isinstance(p, str):
+            p = json.dumps(p)   # true, 450, 1.5: like their text
         if len(p) > 128:
             raise OverflowError
         v = p.strip().lower()
@@ -135,7 +143,8 @@ def apply(st, cfg, name, p):
             st.trip_soc_pct = x
         elif name == "dr":
             e = 'want {"limit_w":0-200000,"minutes":0-1440}'
-            d = json.loads(p)
+            if d is None:
+                d = json.loads(p)
             if type(d) is not dict or len(d) != 2:
                 raise ValueError
             w = d["limit_w"]
@@ -143,6 +152,9 @@ def apply(st, cfg, name, p):
             if type(w) is not int or type(m) is not int or not (0 <= w <= 200000 and
                                                                 0 <= m <= 1440):
                 raise ValueError
+            if p != "\0" and "".join(p.split()) not in (
+                    '{"limit_w":%d,"minutes":%d}' % (w, m), '{"minutes":%d,"limit_w":%d}' % (m, w)):
+                raise ValueError    # MicroPython's json takes '{"limit_w":1 "minutes":2}'
             if w and m:
                 if not st.now:
                     e = "clock not set"
@@ -186,6 +198,7 @@ class Cloud:
         self.h = [None] * _N    # fingerprint of each field as last sent (or held by the shadow)
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
+        self.big = 0            # size of the last oversized shadow message reported
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
         # the one packet buffer: telemetry payloads out (a full write is ~950 B) and PUBLISH
@@ -473,6 +486,12 @@ class Cloud:
             k, v = "dr_w", st.dr_limit_w
         elif i == 23:
             k, v = "dr_until", _hm(st.dr_until if st.dr_limit_w else -1, c["tz_offset_min"] * 60)
+        elif i == 24:
+            q = st.bus                  # modbus.Bus error counters since boot
+            if q is None:
+                return None
+            k, v = "bus", '{"crc":%d,"timeout":%d,"exc":%d}' % (q.crc_errors, q.timeouts,
+                                                                q.exceptions)
         else:
             j = i - _N
             if not self.clr >> j & 1:
@@ -510,19 +529,35 @@ class Cloud:
             self._drop(s, k)
         self._drop(s, q)
         b = self.buf
-        st = self.st
-        if t is None or n > len(b):
+        m = len(b)
+        sh = t == b"@shadow/data/updated" or t == b"@private/shadow/data/get/response"
+        if t is None or n > m and not sh:
             self._drop(s, n)
             self._msg(t or b"", None, n)    # refused with a clear error, nothing applied
             return x
+        if n < m:
+            m = n
         mv = memoryview(b)
         i = 0
-        while i < n:
-            r = s.readinto(mv[i:n])
+        while i < m:
+            r = s.readinto(mv[i:m])
             if not r:
                 raise OSError(0)
             i += r
-        self._msg(t, b, n)
+        if m < n:
+            # A shadow message too big for the buffer (a huge value someone wrote stays in the
+            # shadow and comes back in every get response): the members that fit are taken, the
+            # rest is dropped, and all our command fields are written again, so a huge value in
+            # one of them is replaced; reported once per size, not on every reconnect
+            self._drop(s, n - m)
+            if n != self.big:
+                self.st.error = "cloud: message of %d B cut to %d B" % (n, m)
+                self.st.dirty = True
+            self.big = n
+            for i in range(3):
+                self.h[i] = None
+            self.clr = 15
+        self._msg(t, b, m)
         return x
 
     def _read1(self, s):
@@ -560,6 +595,7 @@ class Cloud:
                 st.dirty = True
                 return
             if t[:len(a)] == a:
+                self.big = 0
                 # apply() takes at most 128 B: a longer payload is cut to 129 to be refused
                 apply(st, self.c, t[len(a):].decode(), d[:n if n < 129 else 129])
                 return

@@ -1,6 +1,8 @@
 # OLED pages on any framebuf-like object (fill, text, hline, show): the real SSD1306 on the board,
 # the same driver on a fake I2C on the host. 128x64 px = 16 characters x 8 lines.
 # Page 0: power and energy. Page 1: EV state, SOC and plan. Page 2: peak advice and faults.
+# A fault replaces the first line of every page; a reading that missed its last read says "old";
+# every line fits the 16 characters (nothing is cut).
 import meter
 import scheduler
 import state as S
@@ -24,10 +26,12 @@ def draw(fb, st, cfg, page):
     y = 0
     if page == 0:
         c = st.counters
+        old = " old" if st.pzem_misses else ""
         lines = ("%s %s" % (_hm(st.now, off) if st.now else "--:--",
                             "PEAK" if st.peak else "off-peak"),
-                 "P %dW" % st.power_w,
-                 "H %d EV %d" % (st.power_w - st.ev_power_w, st.ev_power_w),
+                 "P %dW%s" % (st.power_w, old),
+                 "H %d EV %d" % (st.power_w - st.ev_power_w, st.ev_power_w) if not old
+                 else "H ? EV ?",
                  "Lim %dW" % st.limit_w,
                  "Day %skWh" % _kwh(c[meter.C_DAY_OFF] + c[meter.C_DAY_PEAK] + c[meter.C_DAY_EM]),
                  " bill %d" % meter.bill(c, cfg, False),
@@ -38,19 +42,27 @@ def draw(fb, st, cfg, page):
         soc = "%d%%" % st.ev_soc_pct if st.ev_soc_pct >= 0 else "?"
         tgt = "%02d:%02d" % (st.target_min // 60, st.target_min % 60) if st.target_min >= 0 \
             else "--:--"
-        lines = ["EV %s %dA %dW" % (_EV[st.ev_state], st.ev_current_a, st.ev_power_w),
+        lines = ["EV %s %dA %dW" % (_EV[st.ev_state], st.ev_current_a, st.ev_power_w)
+                 if not st.ev_misses else "EV %s %dA old" % (_EV[st.ev_state], st.ev_current_a),
                  "SOC %s >%s" % (soc, tgt),
-                 "Plan %s%s" % (S.CHOICES[st.choice], " EMERG" if st.emergency else "")]
-        if p:
-            lines.append("Full %s %dmin" % (_hm(p[scheduler.P_FULL], off), p[scheduler.P_MIN])
+                 "Plan %s%s" % (S.CHOICES[st.choice], "+E" if st.emergency else "")]
+        if p and st.ev_soc_pct < 0:
+            # no SOC known: the charge energy the departure leaves time for
+            g = p[scheduler.P_SOC] if not p[scheduler.P_OK] else 100
+            lines.append("+%dkWh by %s" % (g * cfg["battery"]["capacity_wh"] // cfg["_eff_pct"]
+                                            // 1000, tgt))
+            lines.append("+%d%% of battery" % g)
+        elif p:
+            m = p[scheduler.P_MIN]
+            lines.append("Full %s %dh%02d" % (_hm(p[scheduler.P_FULL], off), m // 60, m % 60)
                          if p[scheduler.P_OK] else "Reach %d%%" % p[scheduler.P_SOC])
-            lines.append("Shed %d%% Em %d%%" % (p[scheduler.P_SHED_SOC], p[scheduler.P_EM_SOC]))
+            lines.append("Shed %d%% Em%d%%" % (p[scheduler.P_SHED_SOC], p[scheduler.P_EM_SOC]))
             t = p[scheduler.P_TRIP]
             lines.append("Trip A%s S%s E%s" % ("+" if t & 1 else "-", "+" if t & 2 else "-",
                                                "+" if t & 4 else "-"))
         elif st.ev_state in (2, 3, 4):
             lines.append("no plan: set" if st.target_min < 0 else "no plan")
-            lines.append("target/SOC" if st.target_min < 0 else "")
+            lines.append("departure" if st.target_min < 0 else "")
     else:
         lines = []
         if st.advice:
@@ -58,7 +70,8 @@ def draw(fb, st, cfg, page):
             w = 0
             for i, ld in enumerate(cfg["loads"]):
                 if st.advice >> i & 1:
-                    lines.append(" %s %dW" % (ld["name"], ld["rated_w"]))
+                    t = " %dW" % ld["rated_w"]
+                    lines.append((" " + ld["name"])[:16 - len(t)] + t)
                     w += ld["rated_w"]
             lines.append("saves %dW" % w)
         else:
@@ -70,8 +83,17 @@ def draw(fb, st, cfg, page):
             lines.append("no time:EV held")
         if st.error:
             lines.append(st.error[:16])
+    if st.faults:
+        t = "FAULT"                     # the banner on top: the names that fit, + for more
+        for i, n in enumerate(S.FAULT_NAMES):
+            if st.faults >> i & 1:
+                if len(t) + len(n) < 14:
+                    t += " " + n
+                elif t[-1] != "+":
+                    t += "+"
+        lines = (t,) + tuple(lines)
     for s in lines[:8]:
-        fb.text(s[:16], 0, y, 1)
+        fb.text(s, 0, y, 1)
         y += 8
     fb.show()
 

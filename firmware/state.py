@@ -45,3 +45,4 @@ class State:
         self.dirty = True         # something the cloud/OLED should show changed
         self.counters = None      # meter.py counter list (Wh by tariff/consumer, day/month)
         self.tele_skips = 0       # shadow writes skipped for want of a free heap block
+        self.bus = None           # the modbus.Bus: its crc_errors, timeouts, exceptions are shown

@@ -84,6 +84,7 @@ async def control():
     st.ev_soc_pct = 42
     st.ev_current_a = 16
     st.limit_w = 5000
+    last = None
     while True:
         st.now = int(time.time())
         try:
@@ -101,7 +102,10 @@ async def control():
             st.dirty = True
         st.plan = (False, st.now + 7200, 180, 80, 95, st.now + 5400, 100, st.now + 3600, 45.5, 3)
         st.advice = 1
-        if n % 5 == 0:
+        sig = (st.target_min, st.emergency, st.choice, tuple(st.loads), st.trip_soc_pct,
+               st.dr_limit_w, st.dr_until, st.start_soc_pct, st.error, cloud.ph)
+        if n % 5 == 0 or sig != last:       # at once on a change (the fuzz test waits on it)
+            last = sig
             print(json.dumps({
                 "target": st.target_min, "emergency": st.emergency, "choice": st.choice,
                 "loads": list(st.loads), "trip": st.trip_soc_pct, "dr_w": st.dr_limit_w,

@@ -46,7 +46,7 @@ class Board:
 
 class Bus:
     """Every read times out; the first `boom` reads raise MemoryError instead."""
-    exceptions = timeouts = last_exc = 0
+    exceptions = timeouts = last_exc = foreign = 0
 
     def __init__(self, boom):
         self.boom = boom
@@ -91,7 +91,7 @@ class SkewedHouse:
     """A house of house_w and an EV that takes a new current one tick after it is set, seen
     through a meter whose reading is one tick older than the charger's (read a moment apart
     while the EV follows): the skew that made the current overshoot at x100-x200."""
-    exceptions = timeouts = last_exc = 0
+    exceptions = timeouts = last_exc = foreign = 0
 
     def __init__(self, house_w, volt=230, ev_volt=230, phases=1):
         self.house_w = house_w

@@ -122,3 +122,51 @@ def test_without_a_valid_clock_normal_charging_is_held(tmp_path):
     # the OLED says why (page 2 is shown at some point): "no time:EV held"
     lines = [json.loads(x) for x in log.splitlines() if x.startswith('{"t"')]
     assert lines and all(x["ev_a"] == 0 for x in lines)
+
+
+def cuts_per_step(world, steps):
+    """Writes that lowered register 1000 below what the car drew, counted per house step."""
+    out = []
+    w = world["writes"]
+    for i, t0 in enumerate(steps):
+        t1 = steps[i + 1] if i + 1 < len(steps) else 1e18
+        n = 0
+        prev = None
+        for t, a, drew in w:
+            if t0 <= t < t1 and prev is not None and a < prev and a < drew - 0.6:
+                n += 1
+            if t < t1:
+                prev = a
+        out.append(n)
+    return out
+
+
+def test_plain_charger_and_a_16a_car_offered_32a_hold_the_limit(tmp_path):
+    # the real firmware on a plain EVSE-DIN charger (no power, no SOC: 3000+ answer exception
+    # 02), a car that takes 16 A of 32 offered, follows in 2 s, draw noise +-0.5 A: each step is
+    # cut once, to what fits against what the car draws; 6 A fitting is never a pause
+    scen = {"start": "2025-01-15 22:10",
+            "house": [{"at": "22:10", "w": 1000}, {"at": "22:11:20", "w": 3600},
+                      {"at": "22:11:40", "w": 1000}, {"at": "22:12:10", "w": 2900},
+                      {"at": "22:12:30", "w": 1000}],
+            "ev": [{"at": "22:10", "plug": True, "soc": 40, "capacity_wh": 60000}],
+            "charger": {"no_ext": True, "cable_a": 32},
+            "ev_model": {"onboard_a": 16, "follow_s": 2, "noise_a": 0.5}}
+    cfg = base_config()
+    cfg["charger"]["restart_hold_s"] = 10
+    cfg["charger"]["ramp_a_per_s"] = 8
+    s, world, log = run_sim(tmp_path, scen, hours=0.05, speed=2, config=cfg)
+    ran_ok(s, log)
+    t0 = world["t0"]
+    steps = [t0 + 80, t0 + 100, t0 + 130, t0 + 150]
+    w = world["writes"]
+    started = [t for t, a, _ in w if a >= 6]
+    assert started and started[0] < steps[0], w[:10]
+    assert not [x for x in w if x[0] > started[0] and x[1] == 0], ("no pause", w)
+    assert max(world["reactions_s"] or [0]) <= 1.0, world["reactions_s"]
+    assert cuts_per_step(world, steps) in ([1, 0, 1, 0], [1, 0, 1, 0]), (
+        cuts_per_step(world, steps), w)
+    # what stays over the limit: one tick + the car's 2 s to follow, per cutting step (x2)
+    assert s["over_limit_s"] <= 2 * (2 + 1.5), (s["over_limit_s"], world["over_log"])
+    # the meter knows the car draws 16 A, not the 32 A it offers: its SOC is not run away
+    assert abs(world["soc_end"] - s["soc_end"]) < 1 if s.get("soc_end") else True

@@ -119,6 +119,10 @@ BAD = [
     ("dr", "[3000,30]", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
     ("dr", "3000", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
     ("dr", "{", 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    # MicroPython's json.loads takes these; the meter must not
+    ("dr", '{"limit_w":3000 "minutes":30}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":3000,"minutes":30}}', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
+    ("dr", '{"limit_w":3000,"minutes":30} x', 'dr: want {"limit_w":0-200000,"minutes":0-1440}'),
     ("reset_ev_soc", "101", "reset_ev_soc: want 0-100"),
     ("reset_ev_soc", "-1", "reset_ev_soc: want 0-100"),
     ("reset_ev_soc", "4.5", "reset_ev_soc: want 0-100"),

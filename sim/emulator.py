@@ -148,7 +148,8 @@ class BusLink:
 
     def _device(self, addr: int):
         w = self.emu.world
-        if addr == w.pzem_addr or addr == GENERAL_ADDR:
+        if addr == w.pzem_addr or addr == GENERAL_ADDR or (w.pzem_ev_addr and
+                                                           addr == w.pzem_ev_addr):
             return "pzem"
         if addr == w.charger_addr:
             return "charger"
@@ -347,6 +348,20 @@ class Emulator:
                 regs[i] = cur[start + i]
         return None
 
+    async def _pzem_ev_action(self, fc, start, address, count, regs, values):
+        self.sync()
+        if fc == 4:
+            vals = self.world.pzem_ev_input()
+            for i in range(len(regs)):
+                if 0 <= start + i < 10:
+                    regs[i] = vals[start + i]
+            return None
+        if values is not None:
+            return ExcCodes.ILLEGAL_ADDRESS     # the EV PZEM is set up before it is wired
+        for i in range(len(regs)):
+            regs[i] = self.world.pzem_ev_addr if start + i == 2 else 0
+        return None
+
     def _devices(self) -> list:
         bits = [SimData(0, values=False, datatype=DataType.BITS)]
         R = DataType.REGISTERS
@@ -358,7 +373,11 @@ class Emulator:
               SimData(3000, count=5, datatype=R, readonly=True), SimData(3005, count=2, datatype=R)]
         ch = (bits, bits, hr, [SimData(0, count=1, datatype=R)])
         charger = SimDevice(id=self.world.charger_addr, simdata=ch, action=self._charger_action)
-        return [pzem, general, charger]
+        devs = [pzem, general, charger]
+        if self.world.pzem_ev_addr:
+            devs.append(SimDevice(id=self.world.pzem_ev_addr, simdata=pz,
+                                  action=self._pzem_ev_action))
+        return devs
 
     # ---------------------------------------------------------- files
     def write_file(self, name: str, text: str) -> None:

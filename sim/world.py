@@ -14,6 +14,7 @@ import copy
 import json
 import math
 import os
+import random
 
 EXT_ID = 0x4556
 FAULT_KINDS = ("silent", "crc", "late")
@@ -165,6 +166,7 @@ class World:
         ch = cfg.get("charger", {})
         self.phases = int(ch.get("phases", 1))
         self.pzem_addr = int(cfg.get("pzem", {}).get("addr", 1))
+        self.pzem_ev_addr = int(cfg.get("pzem", {}).get("ev_addr", 0))   # 0 = no EV PZEM
         self.charger_addr = int(ch.get("addr", 2))
         bat = cfg.get("battery", {})
         sch = scen.get("charger", {})
@@ -178,6 +180,10 @@ class World:
         self.onboard_a = float(sev.get("onboard_a", ch.get("max_a", 16)))
         self.taper_soc = float(sev.get("taper_soc", 80))
         self.taper_floor = float(sev.get("taper_floor", 0.1))
+        # the car's own follow delay (a real car takes 1-5 s), else the charger's delay_s
+        self.follow_s = float(sev["follow_s"]) if "follow_s" in sev else None
+        self.noise_a = float(sev.get("noise_a", 0.0))     # +- A around its draw, never > offer
+        self.noise_seed = int(sev.get("seed", 1))
         self.capacity_wh = float(bat.get("capacity_wh", 60000))
         self.efficiency = float(bat.get("efficiency", 0.9))
         self.loads = [(ld["name"], int(ld["pin"]), float(ld["rated_w"]))
@@ -201,6 +207,7 @@ class World:
         self.last_limit_write = self.t
         self.fallback = False
         self.session_wh = 0.0
+        self.ev_energy_reg_wh = 0.0     # the EV circuit's PZEM energy register
         self.ev_w = 0.0
         self.ev_a = 0.0
         self.voltage = self.nominal_v + 2.0
@@ -226,6 +233,9 @@ class World:
         self.over_limit_em_s = 0.0      # part of over_limit_s while emergency charging was on
         self.over_breaker_s = 0.0       # above cfg breaker_w (never acceptable)
         self.react_t = None             # when the commanded current stopped fitting the limit
+        self.writes = []                # [t, register 1000 written, A the car drew then]
+        self.over_log = []              # [start t, seconds] of each spell above the limit
+        self._over_from = None
         self.reactions = []             # seconds from such a change to the meter's new command
         self.ev_energy_wh = 0.0
         self.ev_energy_peak_wh = 0.0
@@ -295,6 +305,9 @@ class World:
             self.plugged = True
             self.soc = float(data.get("soc", 50))
             self.capacity_wh = float(data.get("capacity_wh", self.capacity_wh))
+            for k in ("onboard_a", "follow_s", "noise_a"):     # this car's own figures
+                if k in data:
+                    setattr(self, k, float(data[k]))
             self.efficiency = float(data.get("efficiency", self.efficiency))
             self.session_wh = 0.0
             if self.soc_start is None:
@@ -400,7 +413,16 @@ class World:
         if self.soc > self.taper_soc:
             f = 1.0 - (1.0 - self.taper_floor) * (self.soc - self.taper_soc) / (100.0 - self.taper_soc)
             a = min(a, self.onboard_a * f)
+        if self.noise_a and a > 0:
+            # a real car's draw wanders: a new offset every simulated second, never above the
+            # current the charger offers
+            n = random.Random(self.noise_seed * 1000003 + int(self.t)).uniform(
+                -self.noise_a, self.noise_a)
+            a = min(a + n, float(self.applied_a))
         return max(a, 0.0)
+
+    def delay(self) -> float:
+        return self.delay_s if self.follow_s is None else self.follow_s
 
     def _timeout_due(self) -> float:
         if self.timeout_s and not self.fallback:
@@ -471,15 +493,24 @@ class World:
             self.max_total_w = total
         lim = self.limit_w()
         if total > lim:
+            if self._over_from is None:
+                self._over_from = self.t
+                self.over_log.append([round(self.t, 3), 0.0])
+            self.over_log[-1][1] = round(self.t + dt - self._over_from, 3)
+            if len(self.over_log) > 2000:
+                del self.over_log[0]
             self.over_limit_s += dt
             self.over_limit_wh += (total - lim) * h
             if self.em():
                 self.over_limit_em_s += dt
+        else:
+            self._over_from = None
         if total > self.breaker_w:
             self.over_breaker_s += dt
         self.total_energy_wh += total * h
         self.pzem_energy_wh = (self.pzem_energy_wh + total * h) % ENERGY_WRAP_WH
         if ev > 0:
+            self.ev_energy_reg_wh = (self.ev_energy_reg_wh + ev * h) % ENERGY_WRAP_WH
             self.ev_energy_wh += ev * h
             self.session_wh += ev * h
             if not self.em() and in_windows(self.t, self.peaks, self.tz):
@@ -506,6 +537,16 @@ class World:
         alarm = 0xFFFF if total > self.pzem_threshold_w else 0
         return [int(round(v * 10)), cur_ma & 0xFFFF, cur_ma >> 16, p_dw & 0xFFFF, p_dw >> 16,
                 e & 0xFFFF, e >> 16, 500, int(round(pf * 100)) if total > 0 else 0, alarm]
+
+    def pzem_ev_input(self) -> list:
+        """The second PZEM, on the EV circuit only (config pzem.ev_addr)."""
+        self.counts["pzem_ev_reads"] = self.counts.get("pzem_ev_reads", 0) + 1
+        v = self.voltage
+        cur_ma = int(round(self.ev_w / (v * 0.99) * 1000)) if self.ev_w > 0 else 0
+        p_dw = int(round(self.ev_w * 10))
+        e = int(self.ev_energy_reg_wh)
+        return [int(round(v * 10)), cur_ma & 0xFFFF, cur_ma >> 16, p_dw & 0xFFFF, p_dw >> 16,
+                e & 0xFFFF, e >> 16, 500, 99 if self.ev_w > 0 else 0, 0]
 
     def pzem_holding(self, reg: int) -> int:
         return self.pzem_threshold_w if reg == 1 else self.pzem_addr if reg == 2 else 0
@@ -569,10 +610,13 @@ class World:
                         <= self.limit_w()):
                     self.reactions.append(round(self.t - self.react_t, 3))
                     self.react_t = None
+                self.writes.append([round(self.t, 3), v, round(self.ev_a, 1)])
+                if len(self.writes) > 4000:
+                    del self.writes[0]
                 self.reg_limit = v
                 self.last_limit_write = self.t
                 self.fallback = False
-                self.pending = (v if v >= 6 else 0, self.t + self.delay_s)
+                self.pending = (v if v >= 6 else 0, self.t + self.delay())
             elif r == 1004:
                 self.turnoff = v
             elif r == 3005:
@@ -600,6 +644,8 @@ class World:
             "over_limit_em_s": round(self.over_limit_em_s, 1),
             "over_breaker_s": round(self.over_breaker_s, 1),
             "reactions_s": self.reactions[-500:],
+            "writes": self.writes,
+            "over_log": self.over_log,
             "ev_energy_wh": round(self.ev_energy_wh, 1),
             "ev_energy_peak_wh": round(self.ev_energy_peak_wh, 1),
             "total_energy_wh": round(self.total_energy_wh, 1),
