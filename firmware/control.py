@@ -296,6 +296,7 @@ class Control:
             self.cap = False                # below its own limit again: it follows raises
         else:
             self.d1 = d
+
     def draw(self, fresh, ev_state, per_a):
         # -> the EV's draw the meter's total holds now (W), learned from how the total moved
         # when the current changed: while the car follows, the old draw plus the part of the

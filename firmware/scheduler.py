@@ -99,13 +99,14 @@ def _walk(t, end, win, need_s, peak_ok):
     return got, full
 
 
-def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok, acc_w, tp, fl):
+def _case(t, end, win, need_cwh, cap_wh, soc, power_w, eff_pct, peak_ok, acc_w, tp, fl):
     # -> (soc reached at end, local full second or -1, seconds needed or -1, grid Wh drawn)
     # Up to tp % the battery takes power_w; above it the vehicle accepts at most acc_w falling
     # linearly to fl % of it at 100 % (the taper most cars show on AC), so the charge rate is
     # min(power_w, acc_w * f(soc)): the taper seconds come from its integral in closed form.
-    # tp = 100 or fl = 100: no taper, exact integer arithmetic.
-    if need_wh <= 0:
+    # tp = 100 or fl = 100: no taper, exact integer arithmetic. need_cwh: the energy to full in
+    # hundredths of a Wh, (100 - soc) x capacity, exact (rounded down it said full too early)
+    if need_cwh <= 0:
         return 100, t, 0, 0
     if power_w <= 0:
         return soc, -1, -1, 0
@@ -120,10 +121,10 @@ def _case(t, end, win, need_wh, cap_wh, soc, power_w, eff_pct, peak_ok, acc_w, t
         bulk = (xc - soc) * k / power_w if soc < xc else 0.0
         need_s = int(bulk + k / (acc_w * c) * log((1 - c * (u - tp)) / (fl / 100.0))) + 1
     else:
-        need_s = -(-need_wh * 360000 // gain)
+        need_s = -(-need_cwh * 3600 // gain)
     got, full = _walk(t, end, win, need_s, peak_ok)
     if full >= 0:
-        return 100, full, need_s, -(-need_wh * 100 // eff_pct)
+        return 100, full, need_s, -(-need_cwh // eff_pct)
     if tp < 100 and fl < 100 and got > bulk:
         # on the taper: invert the integral for the SOC after the remaining seconds
         x = tp + (1 - (1 - c * (u - tp)) * exp((bulk - got) * acc_w * c / k)) / c
@@ -154,11 +155,14 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
     cap = bat["capacity_wh"]
     tp = bat["taper_soc_pct"]
     eff = cfg["_eff_pct"]
-    need = (100 - soc) * cap // 100 if soc < 100 else 0
+    need = (100 - soc) * cap if soc < 100 else 0     # Wh x 100, exact
     lim = cfg["sanctioned_w"]
     per_a = v * c["phases"]
     r = []
-    # accept: what the limit leaves; shed: plus the non-critical loads; emergency: the breaker
+    # accept: what the limit leaves; shed: plus the non-critical loads, which free at most what
+    # the household draws; emergency: the breaker
+    if shed_w > house_w:
+        shed_w = house_w
     for room in (lim - house_w, lim - house_w + shed_w, cfg["breaker_w"] - house_w):
         amps = room // per_a if room > 0 else 0
         if amps > c["max_a"]:

@@ -123,9 +123,10 @@ def peak_minutes(win):
     return mins
 
 
-def brute_case(t, end, peak, need_wh, cap, soc, power_w, eff, peak_ok):
-    """Minute by minute: charging seconds, SOC at the end and the second it is full."""
-    if need_wh <= 0:
+def brute_case(t, end, peak, need_cwh, cap, soc, power_w, eff, peak_ok):
+    """Minute by minute: charging seconds, SOC at the end and the second it is full. need_cwh:
+    the energy to full in hundredths of a Wh, exact ((100 - soc) x capacity), not rounded."""
+    if need_cwh <= 0:
         return 100, t
     if power_w <= 0:
         return soc, -1
@@ -138,7 +139,7 @@ def brute_case(t, end, peak, need_wh, cap, soc, power_w, eff, peak_ok):
         if peak_ok or (m % 1440) not in peak:
             for s in range(a, b):
                 got += 1
-                if full < 0 and got * power_w * eff >= need_wh * 360000:
+                if full < 0 and got * power_w * eff * 100 >= need_cwh * 360000:
                     full = s + 1
         m += 1
     if full >= 0:
@@ -160,11 +161,12 @@ def brute_plan(now, target_min, soc, house, shed, trip, cfg):
         return a * per_a if a >= c["min_a"] else 0
 
     cap = cfg["battery"]["capacity_wh"]
-    need = (100 - soc) * cap // 100
+    need = (100 - soc) * cap
     eff = cfg["_eff_pct"]
     lim = cfg["sanctioned_w"]
     res = [brute_case(t, end, peak, need, cap, soc, power(lim - house), eff, False),
-           brute_case(t, end, peak, need, cap, soc, power(lim - house + shed), eff, False),
+           brute_case(t, end, peak, need, cap, soc, power(lim - house + min(shed, house)), eff,
+                      False),
            brute_case(t, end, peak, need, cap, soc, power(cfg["breaker_w"] - house), eff, True)]
     return [(r[0], r[1] - off if r[1] >= 0 else -1) for r in res], end - off
 
@@ -218,9 +220,10 @@ def test_worked_example_peak_is_skipped():
     assert p[S.P_OK] is False and p[S.P_FULL] == -1
     assert p[S.P_SOC] == 35 + 9.5 * 3600 * 4140 * 90 // (3600 * 60000)
     assert p[S.P_MIN] == -(-(-(-39000 * 360000 // (4140 * 90))) // 60)
-    # shed frees 1500 W: 5700 W -> 24 A = 5520 W: feasible, full at 22:00 + 39000/4968 h
+    # shed: 1500 W of non-critical loads on, but the house draws 800 W, so it frees 800 W (not
+    # 1500): 5000 W -> 21 A = 4830 W: feasible, full at 22:00 + 39000/4347 h
     assert p[S.P_SHED_SOC] == 100
-    need_s = -(-39000 * 360000 // (5520 * 90))
+    need_s = -(-39000 * 360000 // (4830 * 90))
     assert p[S.P_SHED_FULL] == NOW_LOCAL_1800 + 4 * 3600 + need_s
     # emergency: breaker 7400 - 800 = 6600 W -> 28 A = 6440 W from now, peak counts
     assert p[S.P_EM_SOC] == 100
@@ -339,3 +342,28 @@ def test_taper_slows_the_last_fifth():
     t = -(-flat[S.P_MIN] // 60) * 60
     short = S.plan(now, t, 50, 0, 0, 0, cfg)
     assert not short[S.P_OK] and 80 <= short[S.P_SOC] < 100
+
+
+def test_need_rounds_up_so_full_means_full():
+    # issue 10: 2 301 Wh from 50 % is 1 150.5 Wh; rounded down the plan said full at 00:50
+    # where 1 380 W for 50 min gives 1 150 Wh (99.98 %)
+    cfg = cfg_with(peak=[], tz_offset_min=0, sanctioned_w=1380, breaker_w=1380,
+                   battery__capacity_wh=2301, battery__efficiency=1, voltage_v=230,
+                   charger__phases=1, charger__max_a=6)
+    now = 1_800_000_000 // 86400 * 86400
+    p = S.plan(now, 50, 50, 0, 0, 0, cfg)
+    assert not p[S.P_OK] and p[S.P_FULL] == -1 and p[S.P_SOC] == 99, p
+    p = S.plan(now, 51, 50, 0, 0, 0, cfg)
+    assert p[S.P_OK] and now + 50 * 60 < p[S.P_FULL] <= now + 51 * 60, p
+
+
+def test_shed_frees_at_most_the_household_load():
+    # issue 10: house 0 W with a 1 000 W non-critical load on frees nothing, not 1 000 W
+    cfg = cfg_with(peak=[], tz_offset_min=0, sanctioned_w=2300, breaker_w=2300,
+                   voltage_v=230, charger__phases=1, charger__max_a=32)
+    now = 1_800_000_000 // 86400 * 86400
+    acc = S.plan(now, 420, 20, 0, 0, 0, cfg)
+    shed = S.plan(now, 420, 20, 0, 1000, 0, cfg)
+    assert (shed[S.P_SHED_SOC], shed[S.P_SHED_FULL]) == (acc[S.P_SOC], acc[S.P_FULL]), shed
+    part = S.plan(now, 420, 20, 400, 1000, 0, cfg)     # frees the 400 W the house draws
+    assert (part[S.P_SHED_SOC], part[S.P_SHED_FULL]) == (acc[S.P_SOC], acc[S.P_FULL]), part
