@@ -8,6 +8,7 @@ SPEED ?=
 SCENARIO ?=
 HEAP ?=
 TWIN ?=
+START ?=
 
 .PHONY: all venv libs twin test sim image bench flash check-esp8266 clean
 
@@ -40,7 +41,7 @@ test: venv libs twin
 	$(VPY) -m pytest -q host_tests
 
 sim: venv libs $(if $(TWIN),twin)
-	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(HEAP),--heap $(HEAP)) $(if $(TWIN),--twin)
+	$(VPY) -m sim.run $(if $(HOURS),--hours $(HOURS)) $(if $(SPEED),--speed $(SPEED)) $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(HEAP),--heap $(HEAP)) $(if $(TWIN),--twin) $(if $(START),--start "$(START)")
 
 # flash a NodeMCU: make flash PORT=/dev/ttyUSB0 FIRMWARE=ESP8266_GENERIC-FLASH_2M_ROMFS-....bin
 flash: venv libs

@@ -377,3 +377,81 @@ def test_defaults_and_dashboard_client():
     finally:
         s.stop()
     assert not os.path.exists(state_dir)
+
+
+def _http(port, method, path, body=None, auth=None, ctype="text/plain"):
+    import urllib.error
+    import urllib.request
+    data = body if body is None or isinstance(body, bytes) else (
+        body.encode() if isinstance(body, str) else json.dumps(body).encode())
+    req = urllib.request.Request("http://127.0.0.1:%d%s" % (port, path), data=data,
+                                 method=method)
+    if auth:
+        req.add_header("Authorization", "Device " + auth)
+    if data is not None:
+        req.add_header("Content-Type", ctype)
+    try:
+        with urllib.request.urlopen(req, timeout=5) as r:
+            raw, code, ct = r.read(), r.status, r.headers.get("Content-Type", "")
+    except urllib.error.HTTPError as e:
+        raw, code, ct = e.read(), e.code, e.headers.get("Content-Type", "")
+    return code, (json.loads(raw) if ct.startswith("application/json") else raw)
+
+
+def test_rest_api_and_page(tmp_path):
+    """NETPIE's REST API under /v2/ (Authorization: Device <ClientID>:<Token>) and the page."""
+    si = start(tmp_path, http_port=0)
+    try:
+        p = si.http_port
+        m1 = Cl(si.port, "meter-1", DEV_SUBS).ready()
+        far = Cl(si.port, "far-1", DEV_SUBS).ready()
+        m1.pub("@shadow/data/update", {"data": {"power_w": 1200, "target": "07:30"}})
+        m1.get("@shadow/data/updated")
+        # no credential, a wrong token, a secret instead of the token: 401, nothing read
+        for auth in (None, "dash-1:nope", "dash-1:dsec", "nobody:dtok"):
+            code, body = _http(p, "GET", "/v2/device/shadow/data", auth=auth)
+            assert code == 401, auth
+            assert "power_w" not in json.dumps(body)
+        code, _ = _http(p, "PUT", "/v2/device/message/meter/target", "08:00")
+        assert code == 401
+        m1.none("@msg/meter/target", 0.3)
+        # a dashboard credential reads its first device, or another of its own by ?alias=
+        code, sh = _http(p, "GET", "/v2/device/shadow/data", auth="dash-1:dtok")
+        assert code == 200 and sh["deviceid"] == "meter-1"
+        assert sh["data"] == {"power_w": 1200, "target": "07:30"} and sh["rev"] >= 1
+        assert _http(p, "GET", "/v2/device/shadow/data?alias=garage", auth="dash-1:dtok")[0] \
+            == 200
+        assert _http(p, "GET", "/v2/device/shadow/data?alias=far", auth="dash-1:dtok")[0] == 403
+        # a device credential reads its own shadow
+        assert _http(p, "GET", "/v2/device/shadow/data", auth="meter-1:tok-1")[1]["data"][
+            "power_w"] == 1200
+        # PUT /v2/device/message/<topic> = publishMsg: the device group gets @msg/<topic>
+        code, r = _http(p, "PUT", "/v2/device/message/meter/target", "25:99", auth="dash-1:dtok")
+        assert code == 200 and r["topic"] == "@msg/meter/target"
+        assert m1.get("@msg/meter/target") == b"25:99"
+        far.none("@msg/meter/target", 0.3)
+        # PUT /v2/device/shadow/data = writeShadow (merge); the device gets updated
+        code, r = _http(p, "PUT", "/v2/device/shadow/data",
+                        {"data": {"emergency": True, "load": {"ac": "off"}}},
+                        auth="dash-1:dtok", ctype="application/json")
+        assert code == 200
+        assert m1.get("@shadow/data/updated")["data"] == {"emergency": True,
+                                                          "load": {"ac": "off"}}
+        assert si.shadow("meter")["emergency"] is True and si.shadow("meter")["power_w"] == 1200
+        assert _http(p, "PUT", "/v2/device/shadow/data", "nope", auth="dash-1:dtok")[0] == 400
+        assert _http(p, "GET", "/v2/device/status", auth="dash-1:dtok")[1]["status"] == 1
+        feed = _http(p, "GET", "/v2/device/feed", auth="dash-1:dtok")[1]
+        assert feed["fields"][:2] == ["t", "power_w"] and feed["points"][0][1] == 1200
+        st = si.stats()["meter-1"]
+        assert st["api_calls"] >= 8 and st["api_auth_fail"] >= 2
+        # the page, with the first dashboard's credential, and the resolved widget spec
+        code, html = _http(p, "GET", "/")
+        assert code == 200 and b'content="dash-1:dtok"' in html
+        code, spec = _http(p, "GET", "/widgets.json")
+        assert code == 200 and spec["config"]["breaker_w"] and spec["loads"]
+        assert _http(p, "GET", "/../tools/netpie_standin.py")[0] == 404
+        assert _http(p, "GET", "/nothing.js")[0] == 404
+        m1.close()
+        far.close()
+    finally:
+        si.stop()

@@ -24,6 +24,21 @@ BIN = os.path.dirname(sys.executable)
 DEFAULT_SCENARIO = os.path.join(ROOT, "sim", "scenarios", "default_day.json")
 DEFAULT_CONFIG = os.path.join(ROOT, "firmware", "config.json.example")
 FAULTS = ("pzem", "charger", "clock", "cloud", "store", "auth")
+DASHBOARD_PORT = 18880
+
+
+def port_or_free(port):
+    """port if it can be bound on 127.0.0.1, else 0 (the stand-in then takes a free one)."""
+    if not port:
+        return 0
+    s = socket.socket()
+    try:
+        s.bind(("127.0.0.1", port))
+        return port
+    except OSError:
+        return 0
+    finally:
+        s.close()
 
 
 def heap_bytes(text):
@@ -151,7 +166,15 @@ class Sim:
                 raise ConfigRefused("config: not valid JSON")
         sys.path.insert(0, ROOT)
         from sim.world import parse_at, scenario_commands, scenario_epoch
+        from sim import agenda
         self.epoch = scenario_epoch(self.cfg, self.scen)
+        self.agenda = agenda.agenda(self.cfg, self.scen)
+        if a.start:
+            # a later start: the emulator applies the scenario's earlier events as its
+            # initial state, commands due before it are sent once the meter is linked
+            self.epoch = max(self.epoch, int(parse_at(a.start, self.cfg, self.scen)))
+        elif not a.hours:
+            self.epoch = agenda.live_start(self.cfg, self.scen)
         # checked before anything starts (ScenarioError); same-time commands keep file order
         self.cmds = sorted(((parse_at(at, self.cfg, self.scen), cmd, p)
                             for at, cmd, p in scenario_commands(self.scen)), key=lambda c: c[0])
@@ -159,6 +182,7 @@ class Sim:
         self.procs = []
         self.cloud = None
         self.mqtt = None
+        self.dash_port = None
 
     def env(self):
         e = dict(os.environ, SIM_DIR=self.dir, SIM_EPOCH=str(self.epoch),
@@ -181,8 +205,10 @@ class Sim:
             return False
         port = self.a.cloud_port or netpie_standin.free_port()
         try:
-            self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
-                self.dir, "netpie"))
+            self.cloud = netpie_standin.start_standin(
+                port=port, state_dir=os.path.join(self.dir, "netpie"),
+                http_port=port_or_free(self.a.dashboard_port), dash_cfg=self.cfg,
+                clock=self.now)
         except Exception as e:  # noqa: BLE001 - no broker here: run without the cloud
             print("sim: NETPIE stand-in not started (%s); running without the cloud" % e,
                   file=sys.stderr)
@@ -192,18 +218,31 @@ class Sim:
                                   client_id=dev["client_id"], token=dev["token"],
                                   secret=dev["secret"])
         self.mqtt = self.publisher()
+        self.dash_port = self.cloud.http_port
+        print(self.dashboard_line(), flush=True)
         return True
+
+    def dashboard_line(self):
+        return "dashboard: http://127.0.0.1:%d/" % self.dash_port
 
     def publisher(self):
         # its own dashboard credential: an MQTT broker drops the older of two same-id clients,
         # and tools/dashboard.py logs in with the first one
         return self.cloud.dashboard_client(1 if len(self.cloud.dashs) > 1 else 0)
 
+    def stop_cloud(self):
+        """The broker, the REST API and the page server go away; the shadow store survives."""
+        self.mqtt.loop_stop()
+        self.mqtt.disconnect()
+        self.mqtt = None
+        self.cloud.stop()
+
     def restart_cloud(self):
         import netpie_standin
         port = self.cfg["netpie"]["port"]
-        self.cloud = netpie_standin.start_standin(port=port, state_dir=os.path.join(
-            self.dir, "netpie"))
+        self.cloud = netpie_standin.start_standin(
+            port=port, state_dir=os.path.join(self.dir, "netpie"), http_port=self.dash_port,
+            dash_cfg=self.cfg, clock=self.now)
         self.mqtt = self.publisher()
 
     def send(self, cmd, payload):
@@ -264,18 +303,31 @@ class Sim:
             outage = [self.epoch + float(h) * 3600, self.epoch + float(h) * 3600 + float(mins) * 60]
         reconnect_s = None
         back_at = None
+        # SIGUSR2: the broker goes away until the next SIGUSR2 (tests, a person trying the page)
+        self.toggle = False
+        old_usr2 = None
+        if self.cloud is not None:
+            old_usr2 = signal.signal(signal.SIGUSR2, lambda *x: setattr(self, "toggle", True))
         kills = []
         sent = 0
         try:
             while True:
                 now = self.now()
+                if self.toggle:
+                    self.toggle = False
+                    if self.mqtt is not None:
+                        self.stop_cloud()
+                        print("sim: NETPIE stand-in stopped (SIGUSR2)", file=sys.stderr,
+                              flush=True)
+                    elif not outage:
+                        self.restart_cloud()
+                        print("sim: NETPIE stand-in back (SIGUSR2)", file=sys.stderr,
+                              flush=True)
                 if outage and now >= outage[0]:
                     # the broker goes away; the shadow store (state dir) survives
                     outage[0] = float("inf")
-                    self.mqtt.loop_stop()
-                    self.mqtt.disconnect()
-                    self.mqtt = None
-                    self.cloud.stop()
+                    if self.mqtt is not None:
+                        self.stop_cloud()
                 if outage and now >= outage[1]:
                     outage = None
                     self.restart_cloud()
@@ -334,6 +386,8 @@ class Sim:
                 time.sleep(0.02 if a.hours else 0.5)
         except KeyboardInterrupt:
             pass
+        if old_usr2 is not None:
+            signal.signal(signal.SIGUSR2, old_usr2)
         rc = fw.stop()
         emu.send_signal(signal.SIGTERM)
         try:
@@ -343,7 +397,6 @@ class Sim:
         if self.mqtt is not None:
             self.mqtt.loop_stop()
             self.mqtt.disconnect()
-        if self.cloud is not None:
             self.cloud.stop()
         with open(os.path.join(self.dir, "world.json")) as f:
             world = json.load(f)
@@ -402,20 +455,28 @@ class Sim:
                 w = json.load(f)
         except (OSError, ValueError):
             w = {}
+        from sim import agenda
         lt = time.gmtime(self.now() + self.cfg.get("tz_offset_min", 0) * 60)
+        soc = fw.last.get("soc")
         out = ["\x1b[H\x1b[2J",
                "simulated meter  %02d:%02d:%02d local  x%g  (Ctrl-C stops)" % (
                    lt.tm_hour, lt.tm_min, lt.tm_sec, self.a.speed),
-               ("dashboard: .venv/bin/python tools/dashboard.py --port %d show | send target "
-                "07:30 | send emergency on | ..." % self.cfg["netpie"]["port"])
-               if self.cloud else "(no NETPIE stand-in)",
+               self.dashboard_line() if self.cloud else "(no NETPIE stand-in)",
+               ("steer from a terminal: .venv/bin/python tools/dashboard.py --port %d show | "
+                "send target 07:30 | send emergency on | ..." % self.cfg["netpie"]["port"])
+               if self.cloud else "",
                "house %5s W   EV %5s W   total %5s W   limit %5s W" % (
                    w.get("house_w"), w.get("ev_w"), w.get("total_w"), w.get("limit_w")),
-               "EV state %s  current %s A  SOC %s %%   over-limit %s s" % (
-                   w.get("vehicle_state"), w.get("charger_applied_a"), fw.last.get("soc"),
-                   w.get("over_limit_s")),
+               "EV state %s  current %s A  SOC %s   over-limit %s s" % (
+                   w.get("vehicle_state"), w.get("charger_applied_a"),
+                   "?" if soc is None or soc < 0 else "%s %%" % soc, w.get("over_limit_s")),
                "meter heap %s B (cap %s + image)   faults %s" % (
                    fw.last.get("heap"), self.a.heap, fw.last.get("f")), ""]
+        nxt = agenda.coming_up(self.agenda, self.now(), self.cfg)
+        out += ["coming up:"] + ["  " + x for x in nxt or ["(nothing more in this scenario)"]]
+        if self.cloud:
+            out += ["try: open the dashboard, move the departure slider, choose \"shed\" or "
+                    "switch emergency charging on", ""]
         out += oled_ascii(os.path.join(self.dir, "oled.bin"))
         sys.stdout.write("\n".join(out) + "\n")
         sys.stdout.flush()
@@ -473,6 +534,10 @@ def main_args(argv=None):
                     help="run on the board twin (32-bit, the ESP8266's object model; make twin)")
     ap.add_argument("--frozen", action="store_true",
                     help="the board twin with the firmware frozen in (the frozen path)")
+    ap.add_argument("--start", default="",
+                    help="start at this scenario time ('HH:MM' local on its first day, "
+                         "'+1d HH:MM'); the live view's default is 5 minutes before the EV "
+                         "first arrives")
     ap.add_argument("--sim-dir", default=os.path.join(ROOT, "sim", "run"))
     ap.add_argument("--no-cloud", action="store_true", help="run without the NETPIE stand-in")
     ap.add_argument("--keep-store", action="store_true", help="keep the meter's store")
@@ -483,6 +548,10 @@ def main_args(argv=None):
                     help="SIGKILL the firmware after this many hours and restart it")
     ap.add_argument("--cloud-port", type=int, default=0,
                     help="stand-in port (live view default 18830, headless a free port)")
+    ap.add_argument("--dashboard-port", type=int, default=DASHBOARD_PORT,
+                    help="the stand-in's web dashboard and REST API (default %d; 0 or busy: "
+                         "a free port; the URL is printed as 'dashboard: <url>')"
+                    % DASHBOARD_PORT)
     a = ap.parse_args(argv)
     if a.scenario is None:
         a.scenario = DEFAULT_SCENARIO

@@ -21,8 +21,10 @@ Dashboard credentials (the "dashboards" list) get NETPIE's dashboard actions as 
     publish  publishMsg/<alias>/<topic>     payload: text, device receives @msg/<topic>
     subscribe shadow/<alias>                retained {"deviceid","data","rev","modified"}
     subscribe status/<alias>                retained "1" online / "0" offline
-See docs/netpie.md. CLI:
-    python tools/netpie_standin.py --port 18830 --devices FILE --state-dir DIR
+With an HTTP port it also serves NETPIE's REST API under /v2/ (header
+"Authorization: Device <ClientID>:<Token>", 401 without a valid one) and the local dashboard page
+(dashboard/) at /: see docs/netpie.md section 9 and docs/dashboard.md section 6. CLI:
+    python tools/netpie_standin.py --port 18830 --devices FILE --state-dir DIR [--http-port 18880]
 """
 import argparse
 import asyncio
@@ -37,11 +39,21 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import paho.mqtt.client as mqtt
 
 SVC_USER = "standin-service"
 BATCH_MAX = 100
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+DASH_DIR = os.path.join(ROOT, "dashboard")
+DASH_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
+              ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
+              ".png": "image/png", ".ico": "image/x-icon"}
+FEED_FIELDS = ("power_w", "house_w", "ev_w", "limit_w")
+FEED_STEP_MS = 60000            # one feed point per (simulated) minute at most
+FEED_SPAN_MS = 24 * 3600 * 1000
 
 
 def now_ms():
@@ -134,8 +146,12 @@ def load_devices(path_or_dict=None):
 
 class Standin:
     def __init__(self, port, devices=None, state_dir=None, updated="delta", backend="auto",
-                 host="127.0.0.1", log=None):
+                 host="127.0.0.1", log=None, http_port=None, dash_cfg=None, clock=None):
         self.port = port
+        self.clock = clock              # seconds (the simulator's clock), None: now_ms()
+        self.http_port = http_port      # None: no HTTP; 0: a free port (actual one after start)
+        self.dash_cfg = dash_cfg        # meter config for /widgets.json (None: the example)
+        self.http = None
         self.host = host
         self.own_state = state_dir is None
         self.state_dir = state_dir or tempfile.mkdtemp(prefix="netpie-state-")
@@ -153,9 +169,11 @@ class Standin:
         self.stats_d = {}
         self.stats_dirty = True
         self.online = {}
+        self.feeds = {}
         for e in self.devs:
             self.shadows[e["client_id"]] = self._load_shadow(e["client_id"])
             self._st(e["client_id"])
+            self.feeds[e["client_id"]] = self._load_feed(e["client_id"])
         self.tmp = None
         self.broker = None
         self.loop = None
@@ -168,7 +186,8 @@ class Standin:
         return self.stats_d.setdefault(cid, {
             "shadow_ops": 0, "shadow_write_ops": 0, "shadow_read_ops": 0, "shadow_writes": 0,
             "shadow_reads": 0, "batches": 0, "batch_records": 0, "msgs_in": 0, "msgs_out": 0,
-            "connects": 0, "auth_fail": 0, "subscribes": 0, "bytes_in": 0})
+            "connects": 0, "auth_fail": 0, "subscribes": 0, "bytes_in": 0, "api_calls": 0,
+            "api_auth_fail": 0})
 
     def _count(self, cid, **kw):
         with self.lock:
@@ -207,6 +226,43 @@ class Standin:
         with open(p + ".tmp", "w") as f:
             json.dump(self.shadows[cid], f)
         os.replace(p + ".tmp", p)
+
+    def _feed_path(self, cid):
+        return os.path.join(self.state_dir, "feed-%s.json" % cid)
+
+    def _load_feed(self, cid):
+        try:
+            with open(self._feed_path(cid)) as f:
+                return [p for p in json.load(f) if isinstance(p, list)]
+        except (OSError, ValueError, TypeError):
+            return []
+
+    def _save_feeds(self):
+        with self.lock:
+            items = [(c, list(f)) for c, f in self.feeds.items()]
+        for cid, pts in items:
+            p = self._feed_path(cid)
+            with open(p + ".tmp", "w") as f:
+                json.dump(pts, f)
+            os.replace(p + ".tmp", p)
+
+    def _feed_add(self, cid, sh):
+        # like a NETPIE datatag: a point of the power fields on a device's shadow write
+        d = sh["data"]
+        if not any(k in d for k in FEED_FIELDS):
+            return
+        fd = self.feeds.setdefault(cid, [])
+        t = sh["modified"]
+        if fd and t < fd[-1][0]:        # the clock went back (a new simulated day): keep the past
+            fd[:] = [p for p in fd if p[0] <= t]
+        if fd and t - fd[-1][0] < FEED_STEP_MS:
+            return
+        fd.append([t] + [d.get(k) for k in FEED_FIELDS])
+        while fd and fd[0][0] < t - FEED_SPAN_MS:
+            fd.pop(0)
+
+    def now_ms(self):
+        return int(self.clock() * 1000) if self.clock else now_ms()
 
     def shadow(self, cid_or_alias):
         e = self.by_cid.get(cid_or_alias) or self.by_alias[cid_or_alias]
@@ -323,8 +379,9 @@ class Standin:
             else:
                 sh["data"] = merge({}, data)
             sh["rev"] += 1
-            sh["modified"] = now_ms()
+            sh["modified"] = self.now_ms()
             self._save_shadow(cid)
+            self._feed_add(cid, sh)
             out = {"deviceid": cid, "data": data if self.updated_mode == "delta" else sh["data"],
                    "rev": sh["rev"], "modified": sh["modified"]}
             txt = json.dumps(out)
@@ -399,7 +456,7 @@ class Standin:
             resp = {"ackid": ack, "errcode": 429, "message": "batch size exceeds 100",
                     "inputsize": len(recs)}
         else:
-            now = now_ms()
+            now = self.now_ms()
             good = []
             for r in recs:
                 if not isinstance(r, dict) or not isinstance(r.get("data"), dict):
@@ -422,6 +479,56 @@ class Standin:
         if ack is not None and resp:
             self.svc.publish("d/%s/@private/shadow/batch/update/response" % cid,
                              json.dumps(resp))
+
+
+    # ---- REST API (NETPIE's /v2/device/...) and the dashboard page ----
+    def rest_auth(self, header, alias=None):
+        """(device entry, None) for a valid "Device <ClientID>:<Token>" header, else
+        (None, http status). A device credential reaches its own shadow; a dashboard
+        credential the devices it lists (?alias=, default its first)."""
+        if not header or not header.startswith("Device "):
+            return None, 401
+        cid, _, tok = header[7:].strip().partition(":")
+        for e in self.devs:
+            if e["client_id"] == cid and e["token"] == tok:
+                if alias and alias != e["alias"]:
+                    return None, 403
+                return e, None
+        for d in self.dashs:
+            if d["client_id"] == cid and d["token"] == tok:
+                allowed = [a for a in d.get("devices", []) if a in self.by_alias]
+                a = alias or (allowed[0] if allowed else None)
+                if a not in allowed:
+                    return None, 403
+                return self.by_alias[a], None
+        return None, 401
+
+    def page_credential(self):
+        """The credential the served page uses: the first dashboard's (else the first
+        device's), as "<ClientID>:<Token>"."""
+        d = self.dashboard or self.meter
+        return "%s:%s" % (d["client_id"], d["token"]) if d else ""
+
+    def widgets(self):
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import widgets as W
+        return W.resolve(W.load_spec(), self.dash_cfg or W.load_config())
+
+    def feed(self, cid, since=0):
+        with self.lock:
+            pts = [p for p in self.feeds.get(cid, []) if p[0] >= since]
+        return {"deviceid": cid, "fields": ["t"] + list(FEED_FIELDS), "points": pts}
+
+    def _start_http(self):
+        standin = self
+
+        class H(_Handler):
+            si = standin
+
+        self.http = _HttpServer((self.host, self.http_port or 0), H)
+        self.http_port = self.http.server_address[1]
+        threading.Thread(target=self.http.serve_forever, kwargs={"poll_interval": 0.2},
+                         daemon=True).start()
 
     # ---- proxy ----
     def _auth(self, cid, user, pw):
@@ -621,6 +728,8 @@ class Standin:
                 raise RuntimeError("proxy did not start")
             if self._err:
                 raise self._err
+            if self.http_port is not None:
+                self._start_http()
         except BaseException:
             self.stop()
             raise
@@ -652,6 +761,13 @@ class Standin:
     def stop(self):
         if getattr(self, "_stop", None):
             self._stop.set()
+        if self.http:
+            self.http.close_all()
+            self.http = None
+        try:
+            self._save_feeds()
+        except OSError:
+            pass
         if self.loop and self.thread and self.thread.is_alive():
             async def close():
                 self.server.close()
@@ -701,13 +817,197 @@ class Standin:
         self.stop()
 
 
+class _HttpServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, *a):
+        self.open_socks = set()
+        self.socks_lock = threading.Lock()
+        super().__init__(*a)
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        with self.socks_lock:
+            self.open_socks.add(sock)
+        return sock, addr
+
+    def shutdown_request(self, request):
+        with self.socks_lock:
+            self.open_socks.discard(request)
+        super().shutdown_request(request)
+
+    def close_all(self):
+        """Stop serving, and end the kept-alive connections too (a browser holds one open)."""
+        self.shutdown()
+        self.server_close()
+        with self.socks_lock:
+            socks = list(self.open_socks)
+        for sk in socks:
+            try:
+                sk.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """NETPIE REST API subset + the dashboard's static files (docs/netpie.md section 9)."""
+    si = None
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *a):
+        pass
+
+    def _send(self, code, body, ctype="application/json", extra=()):
+        if not isinstance(body, bytes):
+            body = (json.dumps(body) if ctype == "application/json" else body).encode()
+        self.send_response(code)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Access-Control-Allow-Origin", "*")
+        for k, v in extra:
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+        return len(body)
+
+    def do_OPTIONS(self):
+        self._send(204, b"", "text/plain", (
+            ("Access-Control-Allow-Methods", "GET, PUT, POST, OPTIONS"),
+            ("Access-Control-Allow-Headers", "Authorization, Content-Type")))
+
+    def do_GET(self):
+        self._route("GET")
+
+    def do_PUT(self):
+        self._route("PUT")
+
+    def do_POST(self):
+        self._route("POST")
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n > 0 else b""
+
+    def _route(self, method):
+        u = urllib.parse.urlsplit(self.path)
+        q = dict(urllib.parse.parse_qsl(u.query))
+        path = u.path
+        si = self.si
+        try:
+            if not path.startswith("/v2/"):
+                self._body()
+                return self._static(method, path)
+            body = self._body()
+            e, err = si.rest_auth(self.headers.get("Authorization"), q.get("alias"))
+            if err:
+                c = self._cid_of_header()
+                if c:
+                    si._count(c, api_auth_fail=1)
+                return self._send(err, {"message": "unauthorized" if err == 401 else
+                                        "forbidden: device not in this credential"},
+                                  extra=(("WWW-Authenticate", "Device"),) if err == 401 else ())
+            cid = e["client_id"]
+            try:
+                n = self._api(method, path, body, e, q)
+            except (BrokenPipeError, ConnectionResetError):
+                raise
+            except Exception as ex:  # noqa: BLE001 - e.g. the broker is stopping
+                n = self._send(503, {"message": "service unavailable: %r" % ex})
+            # NETPIE: 1 API op per 4 KB of request and of response
+            si._count(cid, api_calls=max(1, math.ceil(len(body) / 4096)) + max(
+                1, math.ceil((n or 0) / 4096)))
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+
+    def _cid_of_header(self):
+        h = self.headers.get("Authorization") or ""
+        cid = h[7:].strip().partition(":")[0] if h.startswith("Device ") else ""
+        if cid in self.si.by_cid:
+            return cid
+        for d in self.si.dashs:     # a dashboard's failures count on its first device
+            if d["client_id"] == cid:
+                for a in d.get("devices", []):
+                    if a in self.si.by_alias:
+                        return self.si.by_alias[a]["client_id"]
+        return None
+
+    def _api(self, method, path, body, e, q):
+        si = self.si
+        cid = e["client_id"]
+        if path == "/v2/device/shadow/data":
+            if method == "GET":
+                with si.lock:
+                    sh = si.shadows[cid]
+                    out = {"deviceid": cid, "data": sh["data"], "rev": sh["rev"],
+                           "modified": sh["modified"]}
+                    txt = json.dumps(out)
+                ops = max(1, math.ceil(len(txt) / 1024))
+                si._count(cid, shadow_ops=ops, shadow_read_ops=ops, shadow_reads=1)
+                return self._send(200, txt.encode())
+            try:
+                msg = json.loads(body or b"null")
+            except ValueError:
+                msg = None
+            if not isinstance(msg, dict) or not isinstance(msg.get("data"), dict):
+                return self._send(400, {"message": 'want {"data":{...}}'})
+            ops = max(1, math.ceil(len(body) / 1024))
+            si._count(cid, shadow_ops=ops, shadow_write_ops=ops, shadow_writes=1)
+            si._write(cid, msg["data"], merged=method == "PUT")
+            with si.lock:
+                sh = si.shadows[cid]
+                out = {"deviceid": cid, "data": msg["data"], "rev": sh["rev"],
+                       "modified": sh["modified"]}
+            return self._send(200, out)
+        if path.startswith("/v2/device/message/") and method in ("PUT", "POST"):
+            topic = urllib.parse.unquote(path[len("/v2/device/message/"):])
+            if not topic or "#" in topic or "+" in topic:
+                return self._send(400, {"message": "bad topic"})
+            si.svc.publish("g/%s/@msg/%s" % (e["group"], topic), body)
+            return self._send(200, {"message": "published", "topic": "@msg/" + topic})
+        if path == "/v2/device/status" and method == "GET":
+            return self._send(200, {"deviceid": cid, "status": 1 if si.online.get(cid) else 0})
+        if path == "/v2/device/feed" and method == "GET":
+            try:
+                since = int(q.get("since", 0))
+            except ValueError:
+                since = 0
+            return self._send(200, si.feed(cid, since))
+        return self._send(404, {"message": "not found"})
+
+    def _static(self, method, path):
+        si = self.si
+        if method != "GET":
+            return self._send(405, {"message": "method not allowed"})
+        if path == "/widgets.json":
+            return self._send(200, si.widgets())
+        name = "index.html" if path in ("/", "") else path.lstrip("/")
+        ctype = DASH_TYPES.get(os.path.splitext(name)[1])
+        if not ctype or "/" in name or name.startswith("."):
+            return self._send(404, "not found", "text/plain")
+        try:
+            with open(os.path.join(DASH_DIR, name), "rb") as fh:
+                data = fh.read()
+        except OSError:
+            return self._send(404, "not found", "text/plain")
+        if name == "index.html":
+            # the served page uses the stand-in's dashboard credential (docs/dashboard.md)
+            data = data.replace(b'name="netpie-auth" content=""',
+                                ('name="netpie-auth" content="%s"' % si.page_credential()
+                                 ).encode())
+        return self._send(200, data, ctype)
+
+
 def start_standin(port, devices=None, state_dir=None, updated="delta", backend="auto",
-                  log=None):
+                  log=None, http_port=None, dash_cfg=None, clock=None):
     """Start a stand-in on 127.0.0.1:port; devices = credentials file path or dict (None: the
     example file), state_dir None = a temporary dir removed by stop(). Returns the running
     Standin (.stop(), .shadow(alias), .stats(), .meter, .dashboard_client(); a context
     manager)."""
-    return Standin(port, devices, state_dir, updated, backend, log=log).start()
+    return Standin(port, devices, state_dir, updated, backend, log=log, http_port=http_port,
+                   dash_cfg=dash_cfg, clock=clock).start()
 
 
 def main(argv=None):
@@ -720,13 +1020,25 @@ def main(argv=None):
                     help="@shadow/data/updated carries the written fields (delta) or the whole "
                     "shadow (full); NETPIE does not document which")
     ap.add_argument("--backend", choices=("auto", "mosquitto", "amqtt"), default="auto")
+    ap.add_argument("--http-port", type=int, default=None,
+                    help="also serve NETPIE's REST API (/v2/) and the dashboard page (/) here "
+                    "(0 = a free port)")
+    ap.add_argument("--config", default=None, help="meter config.json for the page's ranges "
+                    "(default firmware/config.json.example)")
     a = ap.parse_args(argv)
+    dcfg = None
+    if a.config:
+        with open(a.config) as f:
+            dcfg = json.load(f)
     done = threading.Event()
     signal.signal(signal.SIGTERM, lambda *x: done.set())
     signal.signal(signal.SIGINT, lambda *x: done.set())
     s = start_standin(a.port, a.devices, a.state_dir, a.updated, a.backend,
-                      log=lambda m: print(m, file=sys.stderr, flush=True))
+                      log=lambda m: print(m, file=sys.stderr, flush=True),
+                      http_port=a.http_port, dash_cfg=dcfg)
     print("netpie-standin ready port=%d broker=%s" % (a.port, s.kind), flush=True)
+    if s.http:
+        print("dashboard: http://127.0.0.1:%d/" % s.http_port, flush=True)
     try:
         while not done.wait(0.5):
             pass
