@@ -316,7 +316,9 @@ class Control:
             if x < 0:
                 m = x if m < x else 0 if m > 0 else m
             else:
-                m = 0 if m < 0 else x if m > x else m
+                # a rise beyond what the raise can explain is the house (a step while the car
+                # follows): the car is taken as not moved yet, so the house is not underrated
+                m = 0 if m < 0 or 2 * (m - x) > per_a else x if m > x else m
             t = self.ms - self.tc
             if x <= 0:
                 if 2 * (m - x) < per_a or t >= FOLLOW_MS:
