@@ -163,7 +163,7 @@ def test_plain_charger_and_a_16a_car_offered_32a_hold_the_limit(tmp_path):
     started = [t for t, a, _ in w if a >= 6]
     assert started and started[0] < steps[0], w[:10]
     assert not [x for x in w if x[0] > started[0] and x[1] == 0], ("no pause", w)
-    assert max(world["reactions_s"] or [0]) <= 1.0, world["reactions_s"]
+    assert max(world["reactions_s"] or [0]) <= 1.5, world["reactions_s"]  # x2: a tick + bus under load
     assert cuts_per_step(world, steps) in ([1, 0, 1, 0], [1, 0, 1, 0]), (
         cuts_per_step(world, steps), w)
     # what stays over the limit: one tick + the car's 2 s to follow, per cutting step (x2)
