@@ -289,8 +289,6 @@ class Control:
         # holds now to at most b A, and by at most the step on a raise (a car under its own
         # limit takes less than offered)
         d = self.st.ev_power_w      # the draw as it stands, mid-follow too
-        if d < 0:
-            d = self.ev_w
         self.d0 = d
         self.t0 = self.st.power_w
         self.tc = self.ms
