@@ -51,13 +51,17 @@ async def _watchdog(ctl):
             gc.threshold(gc.mem_free() // 4 + gc.mem_alloc())
             if board.REPORT:        # the host harness reads these; the board has no reader
                 q = ctl.bus
-                board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,"f":%d,'
-                             '"gap":%d,"oom":%d,"skip":%d,"crc":%d,"to":%d,"exc":%d,'
-                             '"plan":%s}' % (
-                                 st.now, gc.mem_alloc(), gc.mem_free(), st.power_w,
-                                 st.ev_current_a, st.ev_soc_pct, st.faults, ctl.gap_ms,
-                                 ctl.oom, st.tele_skips, q.crc_errors, q.timeouts, q.exceptions,
-                                 "[%d,%d,%d]" % (plan[0], plan[1], plan[3]) if plan else "null"))
+                try:                # a host-only line: its MemoryError must not stop this task
+                    board.report('{"t":%d,"heap":%d,"free":%d,"p":%d,"ev_a":%d,"soc":%d,'
+                                 '"f":%d,"gap":%d,"oom":%d,"skip":%d,"crc":%d,"to":%d,'
+                                 '"exc":%d,"plan":%s}' % (
+                                     st.now, gc.mem_alloc(), gc.mem_free(), st.power_w,
+                                     st.ev_current_a, st.ev_soc_pct, st.faults, ctl.gap_ms,
+                                     ctl.oom, st.tele_skips, q.crc_errors, q.timeouts,
+                                     q.exceptions, "[%d,%d,%d]" % (plan[0], plan[1], plan[3])
+                                     if plan else "null"))
+                except MemoryError:
+                    pass
         await asyncio.sleep_ms(500)
 
 

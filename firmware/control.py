@@ -16,7 +16,9 @@ KEEPALIVE_S = 10    # re-send the current so the charger's communication timeout
 PLAN_S = 30         # recompute the plan at least this often
 FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
 PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
-FOLLOW_MS = 5000    # IEC 61851: a car follows a new current within 5 s
+# IEC 61851: a car follows a new current within 5 s; the meter sees it up to 1.5 s later (the
+# PZEM refreshes its reading about once a second, plus a tick): a cut is judged after 6.5 s
+FOLLOW_MS = 6500
 RAISE_MS = 10000    # a raise may take a car longer (no bound in IEC 61851): judged after 10 s
 
 

@@ -1,5 +1,5 @@
 # Modbus RTU master over a UART-like object: write(buf), read(n) -> bytes|None (non-blocking), any().
-# One request at a time (asyncio.Lock); never blocks: polls the UART and sleeps 2 ms between polls.
+# One request at a time (a busy flag); never blocks: polls the UART and sleeps 2 ms between polls.
 # Preallocated frame buffers; the only allocations per request are the UART's read() result and the
 # list read_regs() returns. Runs on the ESP8266, the MicroPython unix port and CPython (host tests).
 import asyncio
@@ -49,7 +49,7 @@ class Bus:
     def __init__(self, uart, timeout_ms=200):
         self.uart = uart
         self.timeout_ms = timeout_ms
-        self.lock = asyncio.Lock()
+        self.busy = False          # one transfer at a time (asyncio.Lock costs ~350 B of heap)
         self.tx = bytearray(_TXLEN)
         self.rx = bytearray(_RXLEN)
         self.txm = memoryview(self.tx)
@@ -63,9 +63,11 @@ class Bus:
     async def _xfer(self, addr, fc, a, b, vals):
         # Build addr fc [a_hi a_lo b_hi b_lo [2n v...]] CRC, send, receive the reply into rx.
         # a < 0: no fields (FC 0x42). Returns the reply length, 0 for none/bad/exception.
-        # Callers parse rx right after the await returns (no await in between), so the lock
-        # only needs to cover the transfer itself.
-        await self.lock.acquire()     # (acquire/release: half the garbage of `async with`)
+        # Callers parse rx right after the await returns (no await in between), so the busy
+        # flag only needs to cover the transfer itself.
+        while self.busy:              # another task's transfer: wait for the bus
+            await _sleep(_POLL_MS)
+        self.busy = True
         try:
             t = self.tx
             r = self.rx
@@ -161,7 +163,7 @@ class Bus:
                 return 0
             return got
         finally:
-            self.lock.release()
+            self.busy = False
 
     async def read_regs(self, addr, fc, start, count):
         # FC03/04 -> list of count ints, or None

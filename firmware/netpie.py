@@ -195,7 +195,7 @@ class Cloud:
         self.tr = ticks_ms()    # ticks of the next connect attempt
         self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx/ping, setting sent
         self.ka = cfg["netpie"].get("keepalive", 30)      # MQTT keepalive (s)
-        self.h = [None] * _N    # fingerprint of each field as last sent (or held by the shadow)
+        self.h = [-1] * _N      # fingerprint of each field as last sent or held by the shadow (-1: none)
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.big = 0            # size of the last oversized shadow message reported
@@ -302,7 +302,7 @@ class Cloud:
             # fields the shadow may not hold: send again; settings not echoed stay marked
             for i in range(_N):
                 if i > 2 or self.uc >> i & 1:
-                    self.h[i] = None
+                    self.h[i] = -1
             return
         s = m.sock
         for _ in range(6):      # at most 6 packets per step
@@ -357,28 +357,43 @@ class Cloud:
                 # marked as sent by a half-filled buffer are sent again next time
                 self.io = 1
                 for i in range(_N):
-                    self.h[i] = None
+                    self.h[i] = -1
                 st.dirty = True
                 self.tw = t - 9         # retry in about a second
 
     def _tele(self, b):
         # the changed fields as {"data":{...}} written into bytearray b in one pass; returns the
         # length (<= 10: nothing changed). A field that does not fit waits for the next write.
+        # Each field is written where it would go, then kept (n moves on) only when it changed:
+        # the plan comes in pieces of ~70 B, so no block bigger than that is ever needed here
+        # (a ~330 B string found no hole in a fragmented 29K heap)
         n = 8
         top = len(b) - 2
         for i in range(_N + 4):
-            f = self._val(i)
-            if f is None:
+            e = n + 1
+            x = k = 0
+            while True:
+                f = self._val(i, k)
+                if f is None:
+                    break
+                k += 1
+                m = e + len(f)
+                if m > top:
+                    e = 0
+                    break
+                b[e:m] = f
+                e = m
+                x = (x & 0x1FFFFFFF) << 1 ^ _fp(f) & 0x3FFFFFFF    # small ints on the ESP8266
+                if i != 15:
+                    break
+            if not k:
                 continue
-            x = _fp(f) & 0x3FFFFFFF     # a small int on the ESP8266 too
-            if i < _N and x == self.h[i]:
-                continue
-            e = n + 1 + len(f)
-            if e > top:
+            if not e:
                 self.st.dirty = True
                 continue
+            if i < _N and x == self.h[i]:
+                continue
             b[n] = 44                   # ","
-            b[n + 1:e] = f
             n = e
             if i < _N:
                 self.h[i] = x
@@ -391,8 +406,8 @@ class Cloud:
             self.clr = 0
         return n + 2
 
-    def _val(self, i):
-        # telemetry field i as b'"name":json', None = leave out
+    def _val(self, i, k=0):
+        # telemetry field i as b'"name":json' (the plan: its piece k of 4), None = leave out
         st = self.st
         c = self.c
         if i == 0:
@@ -434,25 +449,32 @@ class Cloud:
         elif i == 14:
             k, v = "ev_current_a", st.ev_current_a
         elif i == 15:
-            k = "plan"
             p = st.plan
             if p is None:
-                v = "null"
+                if k:
+                    return None
+                k, v = "plan", "null"
             else:
+                # the biggest field (~330 B), in four pieces (see _tele)
                 z = c["tz_offset_min"] * 60
                 q = scheduler
                 r = p[q.P_TRIP]
                 b = ("false", "true")
-                # the biggest field (~330 B): formatted with its name, so that only the str and
-                # its encoding are ever alive at once (no third copy for the "name": wrapper)
-                return ('"plan":{"feasible":%s,"full_at":%s,"charge_minutes":%d,'
-                        '"reachable_soc_pct":%d,"shed":{"soc_pct":%d,"full_at":%s},'
-                        '"emergency":{"soc_pct":%d,"full_at":%s,"extra_cost":%.2f},'
-                        '"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}' % (
-                    b[bool(p[q.P_OK])], _hm(p[q.P_FULL], z), p[q.P_MIN], p[q.P_SOC],
-                    p[q.P_SHED_SOC], _hm(p[q.P_SHED_FULL], z), p[q.P_EM_SOC],
-                    _hm(p[q.P_EM_FULL], z), p[q.P_EM_COST], b[r & 1], b[r >> 1 & 1],
-                    b[r >> 2 & 1])).encode()
+                if k == 0:
+                    v = '"plan":{"feasible":%s,"full_at":%s,"charge_minutes":%d,' % (
+                        b[bool(p[q.P_OK])], _hm(p[q.P_FULL], z), p[q.P_MIN])
+                elif k == 1:
+                    v = '"reachable_soc_pct":%d,"shed":{"soc_pct":%d,"full_at":%s},' % (
+                        p[q.P_SOC], p[q.P_SHED_SOC], _hm(p[q.P_SHED_FULL], z))
+                elif k == 2:
+                    v = '"emergency":{"soc_pct":%d,"full_at":%s,"extra_cost":%.2f},' % (
+                        p[q.P_EM_SOC], _hm(p[q.P_EM_FULL], z), p[q.P_EM_COST])
+                elif k == 3:
+                    v = '"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}' % (
+                        b[r & 1], b[r >> 1 & 1], b[r >> 2 & 1])
+                else:
+                    return None
+                return v.encode()
         elif i < 19:
             # 16 advice (names), 17 advice_w, 18 loads (name -> on/off)
             k = ("advice", "advice_w", "loads")[i - 16]
@@ -555,7 +577,7 @@ class Cloud:
                 self.st.dirty = True
             self.big = n
             for i in range(3):
-                self.h[i] = None
+                self.h[i] = -1
             self.clr = 15
         self._msg(t, b, m)
         return x
@@ -669,7 +691,7 @@ class Cloud:
                     n = ("target", "emergency", "choice").index(k)
                     old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
                     if apply(st, self.c, k, v):
-                        self.h[n] = None    # rewrite the bad shadow value with ours
+                        self.h[n] = -1    # rewrite the bad shadow value with ours
                         continue
                     y = self._val(n)
                     x = _fp(y) & 0x3FFFFFFF
@@ -677,11 +699,11 @@ class Cloud:
                     if x == self.h[n]:
                         self.uc &= ~(1 << n)    # our own value: the echo we waited for
                         if not y:
-                            self.h[n] = None    # same value as "on", 450...: rewrite it our way
+                            self.h[n] = -1    # same value as "on", 450...: rewrite it our way
                     elif not (self.uc >> n & 1 and (g or ticks_diff(ticks_ms(), self.tu) < _UNC)):
                         # someone else's value: taken. Held by the shadow in our form: not written
                         # again, else the canonical form replaces it
-                        self.h[n] = x if y else None
+                        self.h[n] = x if y else -1
                         self.uc &= ~(1 << n)
                         continue
                     st.target_min, st.emergency, st.choice, st.error, st.dirty = old

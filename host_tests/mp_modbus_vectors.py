@@ -217,7 +217,7 @@ async def main():
     s.mode = ""
     evse.no_ext = -1
 
-    # two tasks share the bus: the lock serialises them
+    # two tasks share the bus: the busy flag serialises them
     s.ext = True
     res = await asyncio.gather(pzem.read(bus, 1), evse.read(bus, 2), pzem.read(bus, 1))
     eq(res[0][0], 2304, "gather pzem")

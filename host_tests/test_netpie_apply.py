@@ -426,7 +426,7 @@ def test_reconnect_get_ignores_unconfirmed_settings():
     assert c.uc & 4
     for i in range(netpie._N):  # what the CONNACK path does
         if i > 2 or c.uc >> i & 1:
-            c.h[i] = None
+            c.h[i] = -1
     c.ph = 3
     c._msg(*body("@private/shadow/data/get/response", {"data": {"choice": "accept"}}))
     assert st.choice == 2   # stale shadow value does not undo the unsent command

@@ -85,6 +85,28 @@ def build_image():
     return img, sum((res.get("per") or {}).values())
 
 
+def calibrated_heap(binary, env, cap, img):
+    """The -X heapsize that leaves exactly `cap` bytes free when main.py starts.
+
+    A board's "free heap" is `gc.mem_free()` with its own boot done; on the unix port the image
+    buffer, its share of the GC's block tables and start.py's few objects come out of the heap
+    first, so the harness measures what is left at main.py's start and tops it up to the cap
+    (two probes of ~50 ms: the tables grow with the heap)."""
+    heap = cap + img
+    for _ in range(3):
+        out = subprocess.run([binary, "-X", "heapsize=%d" % heap,
+                              os.path.join(ROOT, "sim", "hostboard", "start.py")],
+                             cwd=ROOT, env=dict(env, SIM_PROBE_FREE="1"), capture_output=True,
+                             text=True, timeout=30)
+        free = int(out.stdout.split()[-1]) if out.stdout.startswith("free") else 0
+        if not free:
+            raise SystemExit("heap calibration failed: %s" % (out.stdout + out.stderr)[-300:])
+        if abs(free - cap) < 16:
+            break
+        heap += cap - free
+    return heap
+
+
 class Firmware:
     """The micropython process; collects its JSON report lines."""
 
@@ -287,7 +309,9 @@ class Sim:
             time.sleep(0.05)
         cap = heap_bytes(a.heap)
         img = os.path.getsize(self.image) + self.frozen_extra
-        fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"), binary)
+        # on the twin the cap is exact: `gc.mem_free()` when main.py starts, as on a board
+        heap = calibrated_heap(binary, env, cap, img) if a.twin or a.frozen else cap + img
+        fw = Firmware(env, heap, os.path.join(self.dir, "firmware.log"), binary)
         for _ in range(500):
             if fw.boot or fw.fatal or fw.proc.poll() is not None:
                 break
@@ -354,7 +378,7 @@ class Sim:
                     # the dump lands a few ms after the kill: take back what flowed since
                     at_kill = wj["total_energy_wh"] - max(0.0, wj["t"] - now) * wj["total_w"] / 3600
                     old = fw
-                    fw = Firmware(env, cap + img, os.path.join(self.dir, "firmware.log"),
+                    fw = Firmware(env, heap, os.path.join(self.dir, "firmware.log"),
                                   binary)
                     fw.heap_max = old.heap_max
                     fw.faults_seen = old.faults_seen

@@ -18,4 +18,11 @@ else:
     # development fallback: loose sources (not how the board runs them)
     sys.path[:] = [os.getenv("SIM_HOSTBOARD") or "sim/hostboard", "firmware", "build/lib", ".frozen"]
 del _img
+if os.getenv("SIM_PROBE_FREE"):
+    # the harness's calibration (sim/run.py calibrated_heap): the free heap at the moment main.py
+    # would start, which is what `gc.mem_free()` tells at a board's REPL
+    import gc
+    gc.collect()
+    print("free", gc.mem_free())
+    sys.exit(0)
 import main  # noqa: E402,F401
