@@ -90,6 +90,8 @@ def run():
     st = state.State(len(cfg["loads"]))
     st.counters = meter.new()
     seq, bad = store.load(board.STORE, st)
+    st.profile = bytearray(meter.PROFILE_SIZE)
+    bad += store.load_profile(board.STORE, st.profile)
     if bad:
         st.faults |= state.F_STORE
     board.wifi(cfg["wifi"]["ssid"], cfg["wifi"]["password"])

@@ -18,6 +18,7 @@ charger.max_a i 6 80
 charger.phases i 1 3
 charger.restart_hold_s i 0 3600
 charger.ramp_a_per_s i 1 80
+charger.start_delay_max_s i 0 3600
 pzem.addr i 1 247
 pzem.ev_addr i 0 247
 battery.capacity_wh i 1000 300000
@@ -38,7 +39,7 @@ ntp_host s 1 64"""
 
 _DEFAULTS = {
     "charger": {"addr": 2, "min_a": 6, "max_a": 16, "phases": 1, "restart_hold_s": 60,
-                "ramp_a_per_s": 2},
+                "ramp_a_per_s": 2, "start_delay_max_s": 600},
     "pzem": {"addr": 1, "ev_addr": 0},
     "battery": {"taper_soc_pct": 100, "taper_floor_pct": 10},
     "trip": {"wh_per_km": 170, "reserve_pct": 10},
@@ -47,7 +48,10 @@ _DEFAULTS = {
     "wifi": {"ssid": "", "password": ""},
     "ntp_host": "pool.ntp.org",
     "loads": [],
+    "weekend": ["sat", "sun"],
+    "holidays": [],
 }
+_DAYS = "mon tue wed thu fri sat sun"
 
 
 def _hhmm(text, field):
@@ -61,6 +65,44 @@ def _hhmm(text, field):
     if not (0 <= h < 24 and 0 <= m < 60) or len(text) != 5:
         raise ValueError(field + ": want HH:MM 00:00-23:59")
     return h * 60 + m
+
+
+def _windows(peak, name):
+    # ["HH:MM-HH:MM", ...] -> (start0, end0, ...) local minutes of the day
+    if not isinstance(peak, list) or len(peak) > 8:
+        raise ValueError(name + ": want a list of up to 8 \"HH:MM-HH:MM\" windows")
+    win = []
+    for i, w in enumerate(peak):
+        f = "%s[%d]" % (name, i)
+        if not isinstance(w, str) or len(w) != 11 or w[5] != "-":
+            raise ValueError(f + ": want \"HH:MM-HH:MM\"")
+        s = _hhmm(w[:5], f)
+        e = _hhmm(w[6:], f)
+        if s == e:
+            raise ValueError(f + ": start equals end")
+        win.append(s)
+        win.append(e)
+    return tuple(win)
+
+
+def _date(text, field):
+    # "YYYY-MM-DD" (2000-2099) -> days since 2000-01-01, the meter's epoch
+    try:
+        if len(text) != 10 or text[4] != "-" or text[7] != "-":
+            raise ValueError
+        y = int(text[:4])
+        m = int(text[5:7])
+        d = int(text[8:])
+    except (ValueError, TypeError):
+        raise ValueError(field + ": want \"YYYY-MM-DD\"")
+    leap = y % 4 == 0 and (y % 100 or y % 400 == 0)
+    if not (2000 <= y <= 2099 and 1 <= m <= 12 and
+            1 <= d <= (31, 29 if leap else 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)[m - 1]):
+        raise ValueError(field + ": want a real date 2000-01-01..2099-12-31")
+    # days from the civil date (March-based years: the leap day falls at the end)
+    y -= m <= 2
+    doy = (153 * (m - 3 if m > 2 else m + 9) + 2) // 5 + d - 1
+    return y * 365 + y // 4 - y // 100 + y // 400 + doy - 730425
 
 
 def validate(cfg):
@@ -102,20 +144,24 @@ def validate(cfg):
         raise ValueError("pzem.addr: must differ from charger.addr")
     if cfg["breaker_w"] < cfg["sanctioned_w"]:
         raise ValueError("breaker_w: must be >= sanctioned_w")
-    peak = cfg.get("peak")
-    if not isinstance(peak, list) or len(peak) > 8:
-        raise ValueError("peak: want a list of up to 8 \"HH:MM-HH:MM\" windows")
-    win = []
-    for i, w in enumerate(peak):
-        f = "peak[%d]" % i
-        if not isinstance(w, str) or len(w) != 11 or w[5] != "-":
-            raise ValueError(f + ": want \"HH:MM-HH:MM\"")
-        s = _hhmm(w[:5], f)
-        e = _hhmm(w[6:], f)
-        if s == e:
-            raise ValueError(f + ": start equals end")
-        win.append(s)
-        win.append(e)
+    # the tariff calendar: `peak` on weekdays (and every day without `peak_weekend`),
+    # `peak_weekend` on the weekend days and on holidays
+    cfg["_win"] = _windows(cfg.get("peak"), "peak")
+    cfg["_win_we"] = _windows(cfg["peak_weekend"], "peak_weekend") if "peak_weekend" in cfg \
+        else cfg["_win"]
+    wk = cfg["weekend"]
+    if not isinstance(wk, list) or len(wk) > 7:
+        raise ValueError("weekend: want a list of day names mon..sun")
+    m = 0
+    for d in wk:
+        if not isinstance(d, str) or len(d) != 3 or d not in _DAYS:
+            raise ValueError("weekend: want a list of day names mon..sun")
+        m |= 1 << _DAYS.index(d) // 4
+    cfg["_wkend"] = m
+    hol = cfg["holidays"]
+    if not isinstance(hol, list) or len(hol) > 32:
+        raise ValueError("holidays: want a list of up to 32 \"YYYY-MM-DD\" dates")
+    cfg["_hol"] = tuple(_date(d, "holidays[%d]" % i) for i, d in enumerate(hol))
     loads = cfg["loads"]
     if not isinstance(loads, list) or len(loads) > 8:
         raise ValueError("loads: want a list of up to 8 loads")
@@ -140,7 +186,6 @@ def validate(cfg):
         if not isinstance(ld.get("critical"), bool):
             raise ValueError(f + ".critical: want true or false")
     # derived, used by the scheduler and meter (underscore: not user fields)
-    cfg["_win"] = tuple(win)
     cfg["_eff_pct"] = int(cfg["battery"]["efficiency"] * 100 + 0.5)
     m = 0
     for i, ld in enumerate(loads):

@@ -3,6 +3,7 @@
 # the plan, and account the energy (meter). This is the one place limits are enforced; cloud
 # commands only change settings in the State. A second coroutine (persist) checkpoints the store.
 import gc
+import random
 
 import evse
 import meter
@@ -59,6 +60,16 @@ class Control:
         self.t0 = 0
         self.tc = -1
         self.cap = False            # a raise found the car at its own limit
+        # start-of-off-peak randomisation: after a peak window charging waits until `hold` (UTC
+        # s), a random 0..start_delay_max_s drawn one window ahead, so the plan counts it
+        self.was_peak = False
+        self.hold = 0
+        self.delay = self.draw_delay()
+        # the learned household load: this half-hour's profile slot, its W x 100 ms and 100 ms
+        # so far, the local seconds of its first and last tick; learned: save the profile
+        self.slot = -1
+        self.hw = self.hd = self.h0 = self.hl = 0
+        self.learned = False
 
     async def tick(self):
         b = self.b
@@ -147,11 +158,17 @@ class Control:
         if not now:
             faults |= S.F_CLOCK
         off = cfg["tz_offset_min"] * 60
-        win = cfg["_win"]
         loc = now + off
         # without a valid clock the tariff is unknown: bill as peak and hold normal charging
-        st.peak = peak = not now or scheduler.is_peak(loc // 60 % 1440, win)
-        soon = peak or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, win)
+        st.peak = peak = not now or scheduler.is_peak(
+            loc // 60 % 1440, scheduler.day_windows(loc // 86400, cfg))
+        soon = peak or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, scheduler.day_windows(
+            (loc + GUARD_S) // 86400, cfg))
+        if self.was_peak and not peak:
+            # a peak window ended: the meters of a street must not all start in this second
+            self.hold = now + self.delay
+            self.delay = self.draw_delay()
+        self.was_peak = peak
         dr = st.dr_limit_w > 0 and now > 0 and now < st.dr_until
         if st.dr_limit_w and now and not dr:
             st.dr_limit_w = 0               # the DR event is over
@@ -199,11 +216,26 @@ class Control:
         if house < 0:
             house = 0
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
-                   or (not emerg and soon) or st.ev_soc_pct >= 100)
+                   or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
                                                  self.ok_since, ch, blocked)
         if faults & (S.F_PZEM | S.F_EVSE):
             self.ok_since = -1              # a restart after a fault waits the whole hold
+        if now and r and st.profile is not None:
+            # learn the household load: a half-hour seen for 20 minutes or more is folded into
+            # its slot of the profile when it ends (meter.learn)
+            i = scheduler.day_type(loc // 86400, cfg) * 48 + loc % 86400 // scheduler.SLOT_S
+            if i != self.slot:
+                if self.hd and self.hl - self.h0 >= 1200:
+                    meter.learn(st.profile, self.slot, self.hw // self.hd)
+                    self.learned = True
+                self.slot = i
+                self.hw = self.hd = 0
+                self.h0 = loc
+            self.hl = loc
+            q = dt // 100 if dt >= 100 else 1
+            self.hw += house * q
+            self.hd += q
         if amps > st.ev_current_a and (t_s == self.up_s or wait):
             amps = st.ev_current_a          # at most once a second (ramp is per s), when steady
         a = ch["min_a"]
@@ -274,8 +306,11 @@ class Control:
                 # then the gain in % of battery.capacity_wh, docs/charger-modbus.md section 5)
                 a = st.ev_soc_pct
                 p = scheduler.plan(now, st.target_min, a if a >= 0 else 0, house, w,
-                                   st.trip_soc_pct if a >= 0 else 0, cfg)
-            if p != st.plan:
+                                   st.trip_soc_pct if a >= 0 else 0, cfg,
+                                   self.hold if now < self.hold else 0, self.delay, st.profile)
+            # the answer shown moves only when it matters (no flicker on every kettle); a
+            # changed setting always shows its new plan
+            if p != st.plan and (changed or scheduler.moved(p, st.plan)):
                 st.plan = p
                 st.dirty = True
         st.faults = faults
@@ -285,6 +320,10 @@ class Control:
             self.sig = sig
             st.dirty = True
         self.ticks += 1
+
+    def draw_delay(self):
+        # seconds, uniform in 0..start_delay_max_s (small ints: 16 random bits x at most 3601)
+        return random.getrandbits(16) * (self.cfg["charger"]["start_delay_max_s"] + 1) >> 16
 
     def change(self, a, b, per_a):
         # the offered current goes from a to b A: the car's draw will move from what the total
@@ -378,6 +417,12 @@ class Control:
                     seq += 1
                     wh0 = wh
                     at = b.ticks_ms()
+                if self.learned:
+                    self.learned = False
+                    try:
+                        store.save_profile(b.STORE, st.profile)
+                    except OSError:
+                        self.learned = True     # retry next second
             except MemoryError:
                 sv[0] = None                # no free block: retry next second
 

@@ -114,6 +114,32 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
     c[C_TOTAL] += h_wh + ev_wh
 
 
+PROFILE_SIZE = 288     # learned household load: 96 slots (scheduler.SLOT_S), u16 W + u8 days
+
+
+def learn(prof, i, avg_w):
+    """Fold one half-hour's mean household load (W) into slot i of the profile (a bytearray of
+    PROFILE_SIZE: 96 little-endian u16 W, then 96 u8 day counts). Fast up, slow down (half of a
+    rise, an eighth of a fall): the value settles in the upper part of the slot's day-to-day
+    spread, so the plan errs towards less power for the car, never more."""
+    w = prof[2 * i] | prof[2 * i + 1] << 8
+    n = prof[192 + i]
+    if avg_w < 0:
+        avg_w = 0
+    if not n:
+        w = avg_w
+    elif avg_w > w:
+        w += (avg_w - w + 1) // 2
+    else:
+        w -= (w - avg_w) // 8
+    if w > 65535:
+        w = 65535
+    prof[2 * i] = w & 255
+    prof[2 * i + 1] = w >> 8
+    if n < 255:
+        prof[192 + i] = n + 1
+
+
 def bill(c, cfg, month):
     """Money owed today (month=False) or this month, from the Wh counters and the prices."""
     p = cfg["price"]

@@ -199,6 +199,7 @@ class Cloud:
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.big = 0            # size of the last oversized shadow message reported
+        self.pr = 0             # house_profile asked for: publish it on the next step
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
         # the one packet buffer: telemetry payloads out (a full write is ~950 B) and PUBLISH
@@ -334,6 +335,23 @@ class Cloud:
             self.tw = t - 10
             self.tt = t
         e = t - self.tw
+        if self.pr:
+            # the learned household load on request, composed in the packet buffer in pieces
+            self.pr = 0
+            b = self.buf
+            n = 0
+            try:
+                for k in range(8):
+                    f = self._val(-1, k)
+                    if f:
+                        b[n:n + len(f)] = f
+                        n += len(f)
+            except MemoryError:
+                self.pr = 1             # no free block: the next step tries again
+                n = 0
+            if n:
+                m.publish("@msg/%s/house_profile/data" % self.c["netpie"]["alias"],
+                          memoryview(b)[:n])
         if (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
             st.dirty = False
             try:
@@ -407,9 +425,21 @@ class Cloud:
         return n + 2
 
     def _val(self, i, k=0):
-        # telemetry field i as b'"name":json' (the plan: its piece k of 4), None = leave out
+        # telemetry field i as b'"name":json' (the plan: its piece k of 4), None = leave out;
+        # i < 0: piece k of 8 of the learned household load (the house_profile command)
         st = self.st
         c = self.c
+        if i < 0:
+            # W per half-hour from 00:00, weekdays then weekends and holidays (null: fewer days
+            # than the plan trusts), 12 slots a piece
+            p = st.profile
+            if p is None or k > 7:
+                return None
+            v = ('{"weekday":[', ",", ",", ",", '],"weekend":[', ",", ",", ",")[k]
+            for j in range(k * 12, k * 12 + 12):
+                v += ("%d," % (p[2 * j] | p[2 * j + 1] << 8)) if p[192 + j] >= \
+                    scheduler.PROFILE_DAYS else "null,"
+            return (v[:-1] + ("]}" if k == 7 else "")).encode()
         if i == 0:
             k, v = "target", _hm(st.target_min)
         elif i == 1:
@@ -618,8 +648,14 @@ class Cloud:
                 return
             if t[:len(a)] == a:
                 self.big = 0
+                t = t[len(a):]
+                if t[:13] == b"house_profile":
+                    # a read, not a setting: the answer goes to .../house_profile/data (whose
+                    # echo comes back here and is ignored)
+                    self.pr |= len(t) == 13
+                    return
                 # apply() takes at most 128 B: a longer payload is cut to 129 to be refused
-                apply(st, self.c, t[len(a):].decode(), d[:n if n < 129 else 129])
+                apply(st, self.c, t.decode(), d[:n if n < 129 else 129])
                 return
             g = t == b"@private/shadow/data/get/response"
             if not (g or t == b"@shadow/data/updated"):

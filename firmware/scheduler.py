@@ -2,8 +2,10 @@
 # demand-response advice. No clock reads, no I/O: callers pass times and readings in, so tests
 # feed numbers. Times are integer seconds; "local" seconds = UTC seconds + the fixed tz offset
 # (the meter uses no DST). Peak windows are a flat tuple of local minutes (start0, end0, ...),
-# a window with start > end crosses midnight. Integer arithmetic except for the battery taper's
-# log/exp (the ESP8266 has 30-bit floats: ~0.1 s on a day's plan).
+# a window with start > end crosses midnight; the tariff calendar (day_windows) says which tuple
+# a local day has (weekdays; weekends and holidays). Local days count from 2000-01-01, a Saturday.
+# Integer arithmetic except for the battery taper's log/exp (the ESP8266 has 30-bit floats:
+# ~0.1 s on a day's plan).
 from math import exp, log
 
 # plan() result indices
@@ -27,6 +29,12 @@ def is_peak(minute, win):
         if (s <= minute < e) if s < e else (minute >= s or minute < e):
             return True
     return False
+
+
+def day_windows(day, cfg):
+    """Peak windows of local day `day` (days since 2000-01-01): the weekend/holiday ones on the
+    configured weekend days and holidays, the weekday ones otherwise."""
+    return cfg["_win_we"] if day_type(day, cfg) else cfg["_win"]
 
 
 def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked):
@@ -74,101 +82,153 @@ def trip_need_pct(km, wh_per_km, reserve_pct, capacity_wh):
     return 100 if pct > 100 else pct
 
 
-def _walk(t, end, win, need_s, peak_ok):
-    # Walk local seconds [t, end) segment by segment between window boundaries. Returns the
-    # charging seconds available (off-peak only unless peak_ok) and the local second at which
-    # need_s of them have passed (-1 if never).
-    got = 0
-    full = -1 if need_s > 0 else t
-    while t < end:
-        sod = t % 86400
-        step = 86400 - sod
-        for b in win:
-            d = b * 60 - sod
-            if 0 < d < step:
-                step = d
-        seg_end = t + step
-        if seg_end > end:
-            seg_end = end
-        if peak_ok or not is_peak(sod // 60, win):
-            seg = seg_end - t
-            if full < 0 and got + seg >= need_s:
-                full = t + need_s - got
-            got += seg
-        t = seg_end
-    return got, full
+SLOT_S = 1800      # the learned household load (meter.learn): half-hour slots, 48 a day per day
+PROFILE_DAYS = 3   # type, 96 in all; the plan trusts a slot once it holds this many days
 
 
-def _case(t, end, win, need_cwh, cap_wh, soc, power_w, eff_pct, peak_ok, acc_w, tp, fl):
-    # -> (soc reached at end, local full second or -1, seconds needed or -1, grid Wh drawn)
-    # Up to tp % the battery takes power_w; above it the vehicle accepts at most acc_w falling
-    # linearly to fl % of it at 100 % (the taper most cars show on AC), so the charge rate is
-    # min(power_w, acc_w * f(soc)): the taper seconds come from its integral in closed form.
-    # tp = 100 or fl = 100: no taper, exact integer arithmetic. need_cwh: the energy to full in
-    # hundredths of a Wh, (100 - soc) x capacity, exact (rounded down it said full too early)
-    if need_cwh <= 0:
-        return 100, t, 0, 0
-    if power_w <= 0:
-        return soc, -1, -1, 0
-    gain = power_w * eff_pct            # battery Wh per hour, times 100
-    if tp < 100 and fl < 100:
-        k = 3600.0 * cap_wh / eff_pct   # seconds per percent at 1 W
-        c = (100 - fl) / (100.0 * (100 - tp))   # acceptance lost per percent above tp
-        xc = tp + (1 - power_w / acc_w) / c     # power_w <= acc_w: above xc the car limits
-        if xc > 100:
-            xc = 100
-        u = soc if soc > xc else xc
-        bulk = (xc - soc) * k / power_w if soc < xc else 0.0
-        need_s = int(bulk + k / (acc_w * c) * log((1 - c * (u - tp)) / (fl / 100.0))) + 1
-    else:
-        need_s = -(-need_cwh * 3600 // gain)
-    got, full = _walk(t, end, win, need_s, peak_ok)
-    if full >= 0:
-        return 100, full, need_s, -(-need_cwh // eff_pct)
-    if tp < 100 and fl < 100 and got > bulk:
-        # on the taper: invert the integral for the SOC after the remaining seconds
-        x = tp + (1 - (1 - c * (u - tp)) * exp((bulk - got) * acc_w * c / k)) / c
-        reach = int(x)
-        return (reach if reach < 100 else 99), -1, need_s, (reach - soc) * cap_wh // eff_pct
-    reach = soc + got * gain // (3600 * cap_wh)
-    return (reach if reach < 100 else 99), -1, need_s, got * power_w // 3600
+def day_type(day, cfg):
+    """1 on the configured weekend days and holidays, 0 on other days (local days since 2000)."""
+    return 1 if day in cfg["_hol"] or cfg["_wkend"] >> (day + 5) % 7 & 1 else 0
 
 
-def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
+def _house(t, t0, house_w, prof, cfg):
+    # the household load the plan expects at local second t: the reading in the half-hour
+    # running now (t0's), after it the learned load of that half-hour and day type once it
+    # holds PROFILE_DAYS days, else the reading (docs/architecture.md "Learned household load")
+    if prof is None or t // SLOT_S == t0 // SLOT_S:
+        return house_w
+    i = day_type(t // 86400, cfg) * 48 + t % 86400 // SLOT_S
+    if prof[192 + i] < PROFILE_DAYS:
+        return house_w
+    return prof[2 * i] | prof[2 * i + 1] << 8
+
+
+def _power(room, c, per_a):
+    # the EV power `room` W of headroom allows: whole amps, at most max_a, 0 below min_a
+    a = room // per_a if room > 0 else 0
+    if a > c["max_a"]:
+        a = c["max_a"]
+    return a * per_a if a >= c["min_a"] else 0
+
+
+def _taper(x, p, s, k, c, tp, acc_w):
+    # Battery above tp %: the vehicle accepts at most acc_w falling linearly to fl % of it at
+    # 100 % (the taper most cars show on AC), so the rate is min(p, acc_w * f(soc)) and its
+    # integral has a closed form. From SOC x at grid power p: s < 0 -> seconds to 100 %; else
+    # the SOC after s seconds (float, may be 100).
+    xc = tp + (1 - p / acc_w) / c       # above xc the car, not the power, limits
+    if xc > 100:
+        xc = 100
+    u = x if x > xc else xc
+    bulk = (xc - x) * k / p if x < xc else 0.0
+    if s < 0:
+        return bulk + k / (acc_w * c) * log((1 - c * (u - tp)) / (1 - c * (100 - tp)))
+    if s <= bulk:
+        return x + s * p / k
+    return tp + (1 - (1 - c * (u - tp)) * exp((bulk - s) * acc_w * c / k)) / c
+
+
+def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg, hold=0, delay_s=0, prof=None):
     """Can the EV be full by the next `target_min` (local minute of day)?
 
-    now: UTC seconds. soc: current SOC %. house_w: the running household load, assumed to go on.
-    shed_w: power of the non-critical loads now on, which the "shed" alternative frees.
-    trip_pct: SOC % the next trip needs (0 = none); P_TRIP says which options cover it.
+    now: UTC seconds. soc: current SOC %. house_w: the household load now; after this half-hour
+    the learned load of `prof` (meter.learn; None: house_w goes on all night).
+    shed_w: power of the non-critical loads now on, which the "shed" alternative frees (at most
+    the household load of the moment). trip_pct: SOC % the next trip needs (0 = none); P_TRIP
+    says which options cover it. hold: UTC second until which a start delay after a peak window
+    holds charging now (0: none); delay_s: the start delay after each peak window ahead.
+    Accept and shed charge off-peak only; emergency charges at once, at the breaker limit.
     The target instant is the first local HH:MM:00 at or after now (equal to now leaves no time).
     Returns a tuple indexed by the P_* constants; times are UTC seconds.
+
+    Per option it walks the time to the target in segments of constant power (window edges,
+    midnight, half-hours when a profile is used). Without a taper (taper_soc_pct or
+    taper_floor_pct 100) the energy is exact integer arithmetic: the energy to full in
+    hundredths of a Wh x 3600, each second at p W taking p x efficiency % (rounded down it said
+    full too early); with a taper, float SOC and the closed form of _taper per segment.
     """
     off = cfg["tz_offset_min"] * 60
-    t = now + off
-    end = t - t % 86400 + target_min * 60
-    if end < t:
+    t0 = now + off
+    end = t0 - t0 % 86400 + target_min * 60
+    if end < t0:
         end += 86400
-    win = cfg["_win"]
     c = cfg["charger"]
-    v = cfg["voltage_v"]
+    per_a = cfg["voltage_v"] * c["phases"]
     bat = cfg["battery"]
     cap = bat["capacity_wh"]
     tp = bat["taper_soc_pct"]
+    fl = bat["taper_floor_pct"]
     eff = cfg["_eff_pct"]
+    acc_w = c["max_a"] * per_a
+    taper = tp < 100 and fl < 100
+    k = 3600.0 * cap / eff              # seconds per percent at 1 W
+    cf = (100 - fl) / (100.0 * (100 - tp)) if taper else 0.0   # acceptance lost per % above tp
     need = (100 - soc) * cap if soc < 100 else 0     # Wh x 100, exact
     lim = cfg["sanctioned_w"]
-    per_a = v * c["phases"]
     r = []
-    # accept: what the limit leaves; shed: plus the non-critical loads, which free at most what
-    # the household draws; emergency: the breaker
-    if shed_w > house_w:
-        shed_w = house_w
-    for room in (lim - house_w, lim - house_w + shed_w, cfg["breaker_w"] - house_w):
-        amps = room // per_a if room > 0 else 0
-        if amps > c["max_a"]:
-            amps = c["max_a"]
-        r.append(_case(t, end, win, need, cap, soc, amps * per_a if amps >= c["min_a"] else 0,
-                       eff, len(r) == 2, c["max_a"] * per_a, tp, bat["taper_floor_pct"]))
+    for o in (0, 1, 2):
+        # -> (SOC at the target, local full second or -1, charging s to full or -1, grid Wh)
+        if need <= 0:
+            r.append((100, t0, 0, 0))
+            continue
+        left = need * 3600              # integer path: what is still to go
+        x = float(soc)                  # taper path
+        full = -1
+        used = 0                        # charging seconds
+        ws = 0                          # grid W x s
+        p = pl = 0                      # power of this segment, the last one with power
+        h = hold + off if o < 2 and hold else 0
+        t = t0
+        while t < end and full < 0:
+            sod = t % 86400
+            win = day_windows(t // 86400, cfg)
+            step = 86400 - sod
+            if prof is not None and SLOT_S - sod % SLOT_S < step:
+                step = SLOT_S - sod % SLOT_S
+            for b in win:
+                d = b * 60 - sod
+                if 0 < d < step:
+                    step = d
+            seg_end = t + step if t + step < end else end
+            if o < 2 and is_peak(sod // 60, win):
+                h = seg_end + delay_s       # charging resumes after the start delay
+                t = seg_end
+                continue
+            if t < h:
+                t = h if h < seg_end else seg_end
+            s = seg_end - t
+            hw = _house(t, t0, house_w, prof, cfg)
+            p = _power((cfg["breaker_w"] if o == 2 else lim) - hw +
+                       ((shed_w if shed_w < hw else hw) if o == 1 else 0), c, per_a)
+            if p > 0 and s > 0:
+                pl = p
+                if taper:
+                    d = int(_taper(x, p, -1, k, cf, tp, acc_w)) + 1
+                    if d > s:
+                        x = _taper(x, p, s, k, cf, tp, acc_w)
+                else:
+                    g = p * eff
+                    d = -(-left // g)
+                    if d > s:
+                        left -= s * g
+                if d <= s:
+                    full = t + d
+                    s = d
+                used += s
+                ws += p * s
+            t = seg_end
+        if full >= 0:
+            r.append((100, full, used, -(-need // eff)))
+            continue
+        if pl:                          # not by the target: the rest at the last power
+            used += int(_taper(x, pl, -1, k, cf, tp, acc_w)) + 1 if taper else -(-left // (
+                pl * eff))
+        elif not used:
+            used = -1
+        reach = int(x) if taper else 100 - -(-left // (3600 * cap))
+        if reach > 99:
+            reach = 99
+        r.append((reach, -1, used, (reach - soc) * cap // eff if taper else ws // 3600))
     a, s, e = r
     pr = cfg["price"]
     cost = e[3] * (pr["emergency"] - pr["offpeak"]) / 1000
@@ -179,6 +239,22 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg):
     return (a[1] >= 0, a[1] - off if a[1] >= 0 else -1, -(-a[2] // 60) if a[2] >= 0 else -1,
             a[0], s[0], s[1] - off if s[1] >= 0 else -1, e[0], e[1] - off if e[1] >= 0 else -1,
             cost if cost > 0 else 0, trip)
+
+
+def moved(p, o):
+    """Has the answer moved enough to show it? Feasibility or a trip verdict flips, an SOC moves
+    by 2 points or more, a full time by 15 minutes or more (or appears or goes)."""
+    if p is None or o is None:
+        return p is not o
+    if p[P_OK] != o[P_OK] or p[P_TRIP] != o[P_TRIP]:
+        return True
+    for i in (P_SOC, P_SHED_SOC, P_EM_SOC):
+        if not -2 < p[i] - o[i] < 2:
+            return True
+    for i in (P_FULL, P_SHED_FULL, P_EM_FULL):
+        if (p[i] < 0) != (o[i] < 0) or not -900 < p[i] - o[i] < 900:
+            return True
+    return False
 
 
 def advice(peak, loads_on, cfg):

@@ -38,7 +38,8 @@ class State:
         # results of the control tick
         self.limit_w = 0
         self.peak = False
-        self.plan = None          # scheduler.plan() tuple
+        self.plan = None          # scheduler.plan() tuple, as shown (moves only when it matters)
+        self.profile = None       # learned household load (meter.learn), a bytearray
         self.advice = 0           # bitmask of loads to switch off
         self.faults = 0
         self.error = ""           # last rejected command and why

@@ -90,3 +90,29 @@ def save(base, seq, st):
     b = pack(seq, st)
     with open(base + str(seq & 1), "wb") as f:
         f.write(b)
+
+
+def save_profile(base, prof):
+    """The learned household load (meter.learn) to its own file `<base>p`: magic, data, checksum.
+    A cut mid-write leaves a file that fails its checksum: the profile is then learned anew."""
+    b = bytearray(3 + meter.PROFILE_SIZE + 4)
+    b[:3] = b"HP1"
+    b[3:3 + meter.PROFILE_SIZE] = prof
+    struct.pack_into("<I", b, len(b) - 4, _sum(b, len(b) - 4))
+    with open(base + "p", "wb") as f:
+        f.write(b)
+
+
+def load_profile(base, prof):
+    """Fill prof from `<base>p`. Returns 1 if the file was there but corrupt (then prof is left
+    as it was: a corrupt profile is dropped, never trusted), else 0."""
+    try:
+        with open(base + "p", "rb") as f:
+            b = f.read()
+    except OSError:
+        return 0
+    n = 3 + meter.PROFILE_SIZE
+    if len(b) != n + 4 or b[:3] != b"HP1" or struct.unpack_from("<I", b, n)[0] != _sum(b, n):
+        return 1
+    prof[:] = b[3:n]
+    return 0

@@ -38,6 +38,7 @@ def test_load_steps_are_answered_within_one_second(tmp_path):
 def test_peak_pauses_charging_and_it_resumes_after(tmp_path):
     cfg = base_config(peak=["17:00-17:20"])
     cfg["charger"]["restart_hold_s"] = 30
+    cfg["charger"]["start_delay_max_s"] = 0     # the random start delay: test_control_calendar
     scen = {"start": "2025-01-15 16:50", "house": [{"at": "16:50", "w": 600}],
             "ev": [{"at": "16:50", "plug": True, "soc": 30, "capacity_wh": 60000}]}
     s, world, log = run_sim(tmp_path, scen, hours=0.6, speed=60, config=cfg)
