@@ -649,7 +649,7 @@ class Cloud:
             if t[:len(a)] == a:
                 self.big = 0
                 t = t[len(a):]
-                if t[:13] == b"house_profile":
+                if t == b"house_profile" or t[:14] == b"house_profile/":
                     # a read, not a setting: the answer goes to .../house_profile/data (whose
                     # echo comes back here and is ignored)
                     self.pr |= len(t) == 13

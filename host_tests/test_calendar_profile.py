@@ -295,3 +295,21 @@ def test_profile_file_round_trips_and_a_corrupt_one_is_dropped(tmp_path):
 
 def test_state_starts_without_a_profile():
     assert state.State(2).profile is None
+
+
+def test_house_profile_command_asks_for_the_profile_and_its_echo_is_ignored():
+    import netpie
+    cfg = config.validate(raw_cfg())
+    st = state.State(len(cfg["loads"]))
+    st.counters = meter.new()
+    st.profile = profile([400 + i for i in range(96)], [3 if i % 2 else 1 for i in range(96)])
+    c = netpie.Cloud(cfg, st, None)
+    c._msg(b"@msg/meter/house_profile/data", b'{"weekday":[]}')
+    assert not c.pr and st.error == ""
+    c._msg(b"@msg/meter/house_profile", b"get")
+    assert c.pr and st.error == ""
+    d = json.loads(b"".join(c._val(-1, k) for k in range(8)))
+    assert len(d["weekday"]) == len(d["weekend"]) == 48
+    assert d["weekday"][:4] == [None, 401, None, 403] and d["weekend"][1] == 449
+    c._msg(b"@msg/meter/house_profilex", b"get")       # not the command: refused as usual
+    assert st.error == "house_profilex: unknown command"

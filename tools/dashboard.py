@@ -11,6 +11,7 @@
     python tools/dashboard.py --port 18830 send dr '{"limit_w":3000,"minutes":30}'
     python tools/dashboard.py --port 18830 send reset_ev_soc 40
     python tools/dashboard.py --port 18830 send --shadow target 07:30  # writeShadow instead
+    python tools/dashboard.py --port 18830 profile           # the household load it learned
 
 It logs in with a dashboard credential from the stand-in's credentials file (--devices,
 default tools/netpie_devices.example.json) and uses the stand-in's dashboard topics
@@ -118,6 +119,37 @@ def shadow_value(name, value):
     return {name: v}
 
 
+def profile(a, prefix):
+    """Ask for the learned household load (publishMsg "<alias>/house_profile") and print the
+    meter's answer (@msg/<alias>/house_profile/data, docs/netpie.md section 5)."""
+    box = {}
+    got = threading.Event()
+    reply = "@msg/%s/house_profile/data" % prefix
+
+    def on_message(cl, ud, m):
+        if m.topic == reply:
+            box["v"] = m.payload
+            got.set()
+
+    c = connect(a, (reply,))
+    c.on_message = on_message
+    c.publish("@msg/%s/house_profile" % prefix, "get")
+    ok = got.wait(10)
+    c.disconnect()
+    c.loop_stop()
+    if not ok:
+        print("no answer from the meter in 10 s (offline?)", file=sys.stderr)
+        return 1
+    d = json.loads(box["v"])
+    print("learned household load, W per half-hour from 00:00 (- = fewer than 3 days)")
+    for kind in ("weekday", "weekend"):
+        v = d.get(kind) or []
+        for h in range(0, len(v), 12):
+            print("%-8s %02d:00  %s" % (kind if h == 0 else "", h // 2, " ".join(
+                "%5s" % ("-" if x is None else x) for x in v[h:h + 12])))
+    return 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -134,6 +166,7 @@ def main(argv=None):
     sp.add_parser("get")
     w = sp.add_parser("watch")
     w.add_argument("--seconds", type=float, default=0, help="stop after this long (0 = never)")
+    sp.add_parser("profile")
     s = sp.add_parser("send")
     s.add_argument("--shadow", action="store_true", help="writeShadow instead of publishMsg")
     s.add_argument("name")
@@ -154,6 +187,8 @@ def main(argv=None):
         c.loop_stop()
         print("sent " + what)
         return 0
+    if a.cmd == "profile":
+        return profile(a, prefix)
     latest = {}
     online = {}
     got = threading.Event()
