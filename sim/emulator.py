@@ -296,6 +296,10 @@ class Emulator:
         self._relays_sig = None
         self._faults_pos = 0
         self._written_samples = -1
+        # SIM_WORLD_MIN: write world.json every N simulated minutes (default 1). A month's
+        # series is ~1.7 MB of JSON: at x2400 a write every simulated minute (25 ms real) would
+        # take the emulator's whole time; long benchmarks (bench.month) set e.g. 60.
+        self._world_every = max(1, int(os.environ.get("SIM_WORLD_MIN") or 1))
         self.relays_path = os.path.join(sim_dir, "relays")
         self.faults_path = os.path.join(sim_dir, "faults")
         ResetEnergyPDU.emu = self
@@ -468,7 +472,8 @@ class Emulator:
                 if self.dump_now:                  # SIGUSR1: the harness wants metrics now
                     self.dump_now = False
                     self.write_world()
-                if len(self.world.series) != self._written_samples:
+                if (len(self.world.series) != self._written_samples and
+                        len(self.world.series) >= self._written_samples + self._world_every):
                     self._written_samples = len(self.world.series)
                     self.write_world()
                 try:
