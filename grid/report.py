@@ -65,12 +65,26 @@ def _table(summary):
     return "\n".join(lines)
 
 
-def _scaling():
+def _feeders(outs):
+    ss = ST.STRATEGIES
+    lines = ["| feeder | homes | EVs | kVA | " + " | ".join(ss) + " |", "|---" * (len(ss) + 4) + "|"]
+    for o in outs:
+        lines.append("| %s | %d | %d | %.0f | %s |" % (
+            o["name"], o["homes"], o["cars"], o["sn_kva"],
+            " | ".join("%.1f" % o["res"][s]["trafo_peak_pct"] for s in ss)))
+    return "\n".join(lines)
+
+
+def _scaling(meta):
     try:
         with open(SCALING) as f:
             runs = json.load(f)
     except (OSError, ValueError):
-        return "(no scaling runs recorded: `python -m grid.scaling` writes docs/grid_scaling.json)\n"
+        runs = []
+    runs = [r for r in runs if r["homes"] != meta["homes"] or r["days"] != meta["days"]]
+    runs.append({k: meta[k] for k in ("homes", "feeders", "cars", "days", "workers", "wall_s",
+                                      "cpu_s")})
+    runs.sort(key=lambda r: r["homes"] * r["days"])
     out = ["| homes | feeders | EVs | days | workers | wall s | work s (CPU) | work s per home-month |",
            "|---|---|---|---|---|---|---|---|"]
     per = []
@@ -124,7 +138,7 @@ def write(path, outs, summary, meta, args):
         homes=meta["homes"], cars=meta["cars"], feeders=meta["feeders"], days=meta["days"],
         share=meta["ev_share"] * 100, wall=meta["wall_s"], workers=meta["workers"],
         cpu=meta["cpu_s"], feeder_list=feeders, start_day=args.start_day, seed=args.seed,
-        table=_table(summary), goal=goal, scaling=_scaling(),
+        table=_table(summary), goal=goal, scaling=_scaling(meta), per_feeder=_feeders(outs),
         json=json.dumps(summary))
     with open(path, "w") as f:
         f.write(text)

@@ -67,7 +67,7 @@ def run_feeder(job):
             "trafo_peak_pct": float(trs.max()), "min_voltage_pu": float(vm.min()),
             "max_line_loading_pct": float(line.max()), "overload_min": int(over.sum()),
             "ev_peak_kwh": float(ev_pk.sum()), "ev_kwh": float(ev_kwh.sum()),
-            "trips": int(r.trip_pct.size), "trip_ok": int((r.soc_end + 1e-9 >= r.trip_pct).sum()),
+            "trips": int(r.trip_pct.size), "trip_ok": int((r.soc_end + 1e-3 >= r.trip_pct).sum()),
             "warned": int(r.warned.sum()), "bill_sum": float(bill.sum()),
             "balance_err_wh": float(np.abs(r.grid_wh * EV.EFFICIENCY - r.gain_wh).max()
                                     if r.gain_wh.size else 0),
@@ -118,10 +118,11 @@ def main(argv=None):
     if not a.no_doc:
         from grid import report
         report.write(a.out, outs, summary, meta, a)
+    meta["per_feeder"] = [(o["name"], o["homes"], round(o["t_total"], 1)) for o in outs]
     print("homes %(homes)d cars %(cars)d feeders %(feeders)d days %(days)d: wall %(wall_s).1f s "
           "(%(workers)d workers, %(cpu_s).1f s of work)" % meta)
     print(json.dumps(summary), flush=True)
-    return summary
+    return summary, meta
 
 
 _HOMES = {}
