@@ -130,6 +130,12 @@ def write(path, outs, summary, meta, args):
                 summary["meter"]["min_voltage_pu"], summary["meter"]["max_line_loading_pct"],
                 summary["meter"]["overload_h"], summary["unmanaged"]["min_voltage_pu"],
                 summary["unmanaged"]["max_line_loading_pct"], summary["unmanaged"]["overload_h"]))
+    mu = summary["unmanaged"]["trafo_peak_mean_pct"]
+    mm = summary["meter"]["trafo_peak_mean_pct"]
+    mi = summary["ideal"]["trafo_peak_mean_pct"]
+    goal += ("- the same on each feeder's own peak, averaged over the feeders: meter %.1f %%, "
+             "unmanaged %.1f %% (%.0f %% lower), ideal %.1f %% (meter %+.0f %%)\n"
+             % (mm, mu, (1 - mm / mu) * 100, mi, (mm / mi - 1) * 100))
     with open(os.path.join(os.path.dirname(__file__), "grid_md.txt")) as f:
         tmpl = f.read()
     text = tmpl.format(

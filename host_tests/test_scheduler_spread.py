@@ -114,7 +114,7 @@ def night(cap_wh, soc, arr_min, dep_min, max_a, phases, rnd, house_w=0, limit_w=
     return e, amps
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=20, deadline=None)
 @given(cap=st.sampled_from([40000, 60000, 77000, 100000]), soc=st.integers(5, 95),
        arr=st.integers(14 * 60, 23 * 60 + 30), dep=st.integers(5 * 60, 10 * 60),
        ch=st.sampled_from([(16, 1), (32, 1), (16, 3)]), rnd=st.integers(0, 99))
