@@ -99,7 +99,7 @@ def _scaling(meta):
     k, c0 = np.polyfit(hm, cpu, 1) if len(per) > 1 else (cpu[0] / hm[0], 0.0)
     big = k * 100000 + c0
     out.append("")
-    out.append("Least-squares fit over these runs: work = %.3f s per home-month + %.1f s. "
+    out.append("Least-squares fit over these runs: work = %.3f s per home-month %+.1f s. "
                "For 100 000 homes and a month: %.0f s of work = %.1f h on one core, %.1f h on "
                "this 2-core machine, %.0f min on a 32-core machine (feeders are independent)."
                % (k, c0, big, big / 3600, big / 7200, big / 32 / 60))
