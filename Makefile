@@ -17,7 +17,7 @@ all: test
 $(VENV)/.ok: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip
-	$(VPY) -m pip install -q -e '.[dev]'
+	$(VPY) -m pip install -q -e '.[dev,grid]'
 	touch $@
 
 venv: $(VENV)/.ok

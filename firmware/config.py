@@ -19,6 +19,7 @@ charger.phases i 1 3
 charger.restart_hold_s i 0 3600
 charger.ramp_a_per_s i 1 80
 charger.start_delay_max_s i 0 3600
+charger.spread b 0 0
 pzem.addr i 1 247
 pzem.ev_addr i 0 247
 battery.capacity_wh i 1000 300000
@@ -39,7 +40,8 @@ ntp_host s 1 64"""
 
 _DEFAULTS = {
     "charger": {"addr": 2, "min_a": 6, "max_a": 16, "phases": 1, "restart_hold_s": 60,
-                "ramp_a_per_s": 2, "start_delay_max_s": 600},
+                "ramp_a_per_s": 2, "start_delay_max_s": 600,
+                "spread": False},
     "pzem": {"addr": 1, "ev_addr": 0},
     "battery": {"taper_soc_pct": 100, "taper_floor_pct": 10},
     "trip": {"wh_per_km": 170, "reserve_pct": 10},

@@ -63,6 +63,7 @@ class Control:
         # start-of-off-peak randomisation: after a peak window charging waits until `hold` (UTC
         # s), a random 0..start_delay_max_s drawn one window ahead, so the plan counts it
         self.was_peak = False
+        self.rnd = 0                # charger.spread: this session's random start, 0..99 %
         self.hold = 0
         self.delay = self.draw_delay()
         # the learned household load: this half-hour's profile slot, its W x 100 ms and 100 ms
@@ -115,6 +116,7 @@ class Control:
             st.ev_state = e[1]
             if was not in (2, 3, 4) and e[1] in (2, 3, 4):
                 self.sess_wh = 0            # plugged in: a new session
+                self.rnd = random.getrandbits(8) % 100      # its place in the street's night
             if was in (2, 3, 4) and e[1] == 1 and st.emergency:
                 st.emergency = False        # emergency charging ends with the session
                 st.dirty = True
@@ -215,12 +217,24 @@ class Control:
             ev_w = -1
         if house < 0:
             house = 0
+        sp = -1
+        if ch["spread"] and not emerg and now and st.target_min >= 0 and st.ev_soc_pct >= 0:
+            # grid-friendly pace (opt-in): the lowest current that still fills the car by the
+            # departure, a random start for short charges (scheduler.spread, docs/grid.md)
+            end = loc - loc % 86400 + st.target_min * 60
+            sp = scheduler.spread(loc, end if end > loc else end + 86400,
+                                  scheduler.day_windows(loc // 86400, cfg),
+                                  (100 - st.ev_soc_pct) * cfg["battery"]["capacity_wh"],
+                                  cfg["_eff_pct"], per_a, ch, self.rnd, st.ev_current_a)
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
-                   or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100)
+                   or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100
+                   or sp == 0)
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
                                                  self.ok_since, ch, blocked)
         if faults & (S.F_PZEM | S.F_EVSE):
             self.ok_since = -1              # a restart after a fault waits the whole hold
+        if 0 < sp < amps:
+            amps = sp
         if now and r and st.profile is not None:
             # learn the household load: a half-hour seen for 20 minutes or more is folded into
             # its slot of the profile when it ends (meter.learn)

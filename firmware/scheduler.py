@@ -270,3 +270,57 @@ def advice(peak, loads_on, cfg):
         if m >> i & 1:
             w += ld["rated_w"]
     return m, w
+
+
+def _offpeak_s(t, end, win):
+    # seconds of local [t, end) outside the peak windows `win` (one set for every day)
+    got = 0
+    while t < end:
+        sod = t % 86400
+        e = t + 86400 - sod
+        for b in win:
+            d = b * 60 - sod
+            if 0 < d and t + d < e:
+                e = t + d
+        if e > end:
+            e = end
+        if not is_peak(sod // 60, win):
+            got += e - t
+        t = e
+    return got
+
+
+def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a):
+    """Fleet-friendly pace: a cap on the EV current for this tick, 0 = wait (docs/grid.md).
+
+    The lowest whole amps that fill the battery by the departure on the off-peak time left
+    less 1/32 of it and 10 min, at least min_a. A car that needs less than min_a would be full
+    early: a paused charger waits until rnd % (0..99, drawn once per session) of that slack,
+    counted from the last peak window's end, has passed, so a street's short charges spread
+    over the night instead of all starting as the window ends. t, end: local s now and at the
+    departure; win: today's peak windows (day_windows; the calendar's next day may differ,
+    which the margin covers); need_cwh: energy the battery still takes, Wh x 100; max_a when
+    time is short. Opt-in: charger.spread (docs/config.md).
+    """
+    if need_cwh <= 0:
+        return 0
+    left = _offpeak_s(t, end, win)
+    left = (left - left // 32 - 600) // 60
+    lo = c["min_a"]
+    hi = c["max_a"]
+    if left <= 0:
+        return hi
+    g = need_cwh // eff_pct + 1
+    a = -(-g * 60 // (per_a * left))
+    if a >= hi:
+        return hi
+    if cur_a < lo and win:
+        m = t // 60
+        since = 1440
+        for i in range(1, len(win), 2):
+            d = (m - win[i]) % 1440
+            if d < since:
+                since = d
+        if since * 100 < rnd * (left + since - g * 60 // (per_a * lo)):
+            return 0
+    return a if a > lo else lo

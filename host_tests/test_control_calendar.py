@@ -6,7 +6,7 @@ import random
 import control
 import scheduler
 
-from test_control_follow import Car, cfg_for, meter_for, run_for
+from test_control_follow import VOLT, Car, cfg_for, meter_for, run_for
 
 MIN = 60000
 
@@ -87,3 +87,24 @@ def test_the_meter_learns_the_household_load_by_half_hour(monkeypatch):
     learned = scheduler.plan(t, 3 * 60, 5, 500, 0, 0, cfg, 0, 0, p)
     naive = scheduler.plan(t, 3 * 60, 5, 500, 0, 0, cfg)
     assert learned[scheduler.P_SOC] < naive[scheduler.P_SOC] - 10, (learned, naive)
+
+
+def test_spread_charges_at_the_lowest_current_that_is_full_by_the_departure():
+    def run(spread):
+        random.seed(3)
+        cfg = cfg_for(limit=7000, hold=30)
+        cfg["charger"]["spread"] = spread
+        cfg["charger"]["start_delay_max_s"] = 0
+        w = Car(house_w=1000, follow_ms=1000, noise_a=0)
+        st, ctl = meter_for(w, cfg)
+        st.start_soc_pct = 75               # a plain charger: the user's SOC
+        st.target_min = 7 * 60              # 01:00 now: six hours to go
+        run_for(ctl, w, 10 * MIN)
+        return w.want_a(), cfg
+    fast, cfg = run(False)
+    slow, _ = run(True)
+    assert fast >= (7000 - 1000) // VOLT - 2, "without spread: what the limit leaves"
+    assert 6 <= slow < fast - 5, (slow, fast)
+    # and at that pace the car is full before 07:00 (6 h less the margin)
+    need_wh = 25 * cfg["battery"]["capacity_wh"] / 100 / cfg["battery"]["efficiency"]
+    assert slow * VOLT * 6 >= need_wh
