@@ -4,7 +4,7 @@
                                     [--only family] [--no-docs]
 
 Runs sim/scenarios/month_<household>.json (python -m bench.make_month) through the whole meter:
-the firmware's ROMFS image on the MicroPython unix port (64-bit, 48K board-equivalent cap), the
+the firmware's ROMFS image on the MicroPython unix port (64-bit, 52K board-equivalent cap), the
 emulated PZEM + charger and the NETPIE stand-in, one `python -m sim.run` per household, `--jobs`
 of them side by side. For every charging session it takes
 
@@ -231,7 +231,7 @@ def markdown(store):
           "~1 point less than at x600 on a night with many household steps; the predictions "
           "at +30 min were the same at x1200 and x2400. So a reached SOC 1-2 points below "
           "the prediction may be the speed's, not the plan's. Faults, control ticks dropped for "
-          "MemoryError (48K cap) and heap peaks of each household's run are under `runs` in "
+          "MemoryError (52K cap) and heap peaks of each household's run are under `runs` in "
           "docs/month.json.",
           "", "## Every session", "",
           "Local time (UTC+5); *full* marks a plan that said the car would be full.", "",

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.week [--speed 1200] [--out docs/week.png]
 
 Runs sim/scenarios/week.json through the whole meter (firmware ROMFS image on the MicroPython
-unix port at the 48K board-equivalent heap cap, emulated PZEM + charger, NETPIE stand-in), then:
+unix port at the 52K board-equivalent heap cap, emulated PZEM + charger, NETPIE stand-in), then:
   * plan accuracy: SOC the meter predicted shortly after each plug-in vs the SOC reached at the
     07:30 target (or at unplug if earlier);
   * cost: the EV energy the meter bought (smart charging) vs charging at plug-in at full allowed

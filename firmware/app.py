@@ -99,21 +99,28 @@ def run():
 
 
 async def _run(cfg, st, seq, bad):
+    # the two big buffers first, while the heap still has long runs of free blocks: the cloud's
+    # 1 280 B packet buffer and the OLED's 1 KB frame (made after the control task's objects
+    # they found no hole at a 29K heap)
+    cloud = None
+    if cfg["netpie"]["client_id"]:
+        import netpie
+        cloud = netpie.Cloud(cfg, st, board)
+    fb = board.display()
     import control
     import meter
     import modbus
     ctl = control.Control(cfg, st, modbus.Bus(board.uart()), board)
     asyncio.create_task(ctl.run())
     asyncio.create_task(ctl.persist(seq if seq > 0 else 0))
-    fb = board.display()
     if fb:
         asyncio.create_task(_display(fb, st, cfg))
     if board.NTP and cfg["wifi"]["ssid"]:
         import clock
         asyncio.create_task(clock.run(board, cfg["ntp_host"]))
-    if cfg["netpie"]["client_id"]:
-        import netpie
-        asyncio.create_task(netpie.Cloud(cfg, st, board).run())
+    if cloud:
+        asyncio.create_task(cloud.run())
+        del cloud
     board.watchdog()
     gc.collect()
     board.report('{"boot":1,"seq":%d,"bad_slots":%d,"wh":%d,"heap":%d,"free":%d}' % (

@@ -1,4 +1,4 @@
-"""The whole meter with the cloud: firmware on the unix port (48K heap cap), emulated devices,
+"""The whole meter with the cloud: firmware on the unix port (52K heap cap), emulated devices,
 and the local NETPIE stand-in on a real broker. Commands travel as the dashboard sends them."""
 import glob
 import json

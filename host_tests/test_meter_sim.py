@@ -1,5 +1,5 @@
 """The whole meter: firmware ROMFS image on the MicroPython unix port (heap capped at the
-board-equivalent 48K + the image), emulated PZEM + charger on one pty bus, one simulated clock.
+board-equivalent 52K + the image), emulated PZEM + charger on one pty bus, one simulated clock.
 Each test runs its own short scenario (docs/scenario.md) through sim.run."""
 import json
 

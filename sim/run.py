@@ -552,8 +552,8 @@ def main_args(argv=None):
     ap.add_argument("--scenario", default=None, help="scenario JSON (default: the default day)")
     ap.add_argument("--config", default=DEFAULT_CONFIG)
     ap.add_argument("--heap", default=None,
-                    help="heap cap, the board's free heap (image added; default 48K on the "
-                         "64-bit binary, 24K on the twin)")
+                    help="heap cap, the board's free heap (image added; default 52K on the "
+                         "64-bit binary, 30K on the twin: docs/benchmarks.md)")
     ap.add_argument("--twin", action="store_true",
                     help="run on the board twin (32-bit, the ESP8266's object model; make twin)")
     ap.add_argument("--frozen", action="store_true",
@@ -590,7 +590,7 @@ def main_args(argv=None):
     if not a.speed:
         a.speed = 600 if a.hours else 30
     if a.heap is None:
-        a.heap = "24K" if a.twin or a.frozen else "48K"
+        a.heap = "30K" if a.twin or a.frozen else "52K"
     if not a.cloud_port and not a.hours:
         s = socket.socket()
         try:
