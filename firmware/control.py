@@ -170,7 +170,7 @@ class Control:
             # a peak window ended: the meters of a street must not all start in this second
             self.hold = now + self.delay
             self.delay = self.draw_delay()
-        self.was_peak = peak
+        self.was_peak = peak and now > 0    # (a clock that becomes valid ends no window)
         dr = st.dr_limit_w > 0 and now > 0 and now < st.dr_until
         if st.dr_limit_w and now and not dr:
             st.dr_limit_w = 0               # the DR event is over

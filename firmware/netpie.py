@@ -195,13 +195,17 @@ class Cloud:
         self.tr = ticks_ms()    # ticks of the next connect attempt
         self.tc = self.rx = self.tp = self.tu = self.tr   # phase start, last rx/ping, setting sent
         self.ka = cfg["netpie"].get("keepalive", 30)      # MQTT keepalive (s)
-        self.h = [-1] * _N      # fingerprint of each field as last sent or held by the shadow (-1: none)
+        # fingerprint of each field as last sent or held by the shadow (-1: none); after them
+        # power_w, house_w and ev_w as last sent (their deadband)
+        self.h = [-1] * _N + [0, 0, 0]
         self.uc = 0             # settings sent but their own echo not seen yet (bits 0..2)
         self.clr = 0            # one-shot shadow commands to null: load, trip, dr, reset_ev_soc
         self.big = 0            # size of the last oversized shadow message reported
         self.pr = 0             # house_profile asked for: publish it on the next step
         self.tw = -10           # telemetry: time of the last write (s) ...
         self.tt = 0             # ... and the rate limiter's theoretical arrival time (s)
+        self.ts = -60           # ... and of the last write with the slow fields (s)
+        self.sd = 1             # the slow fields are due in this write
         # the one packet buffer: telemetry payloads out (a full write is ~950 B) and PUBLISH
         # payloads in (a full shadow get response ~1.1 KB); bigger ones are dropped in pieces
         self.buf = bytearray(_BUF)
@@ -352,10 +356,16 @@ class Cloud:
             if n:
                 m.publish("@msg/%s/house_profile/data" % self.c["netpie"]["alias"],
                           memoryview(b)[:n])
-        if (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
+        # what changed goes out when it changes (at most one write a second, 10 s apart on
+        # average with a burst of 5); a command's effect at once, outside that budget; the slow
+        # fields (energy, bill, SOC, bus counters, a power move under 100 W or a tenth) once a
+        # minute: a quiet house costs about one write a minute (docs/netpie.md section 8)
+        c = st.dirty == 2           # a command came in (_msg)
+        if c or (e >= 10 or st.dirty and e >= 1) and self.tt - t <= 50:
             st.dirty = False
             try:
                 b = self.buf
+                self.sd = t - self.ts >= 60
                 self.io = 0
                 n = self._tele(b)
                 self.io = 1
@@ -364,7 +374,10 @@ class Cloud:
                     # ~1 KB block would need a contiguous hole in a fragmented heap
                     m.publish("@shadow/data/update", memoryview(b)[:n])
                     self.tw = t
-                    self.tt = max(self.tt, t) + 10
+                    if self.sd:
+                        self.ts = t
+                    if not c:
+                        self.tt = max(self.tt, t) + 10
                 else:
                     self.tw = max(self.tw, t - 9)
             except MemoryError:
@@ -446,16 +459,20 @@ class Cloud:
             k, v = "emergency", ("false", "true")[st.emergency]
         elif i == 2:
             k, v = "choice", '"%s"' % S.CHOICES[st.choice]
-        elif i == 3:
-            k, v = "power_w", st.power_w
-        elif i == 4:
-            k, v = "house_w", st.power_w - st.ev_power_w
-        elif i == 5:
-            k, v = "ev_w", st.ev_power_w
+        elif i < 6:
+            k = ("power_w", "house_w", "ev_w")[i - 3]
+            v = (st.power_w, st.power_w - st.ev_power_w, st.ev_power_w)[i - 3]
+            x = self.h[_N + i - 3]
+            d = x // 10 if x > 1000 else 100
+            if not self.sd and -d < v - x < d:
+                return None         # a few watts of noise: with the slow fields
+            self.h[_N + i - 3] = v
         elif i == 6:
             k, v = "limit_w", st.limit_w
         elif i == 7:
             k, v = "peak", ("false", "true")[st.peak]
+        elif i in (8, 9, 10, 11, 13, 24) and not self.sd:
+            return None             # slow fields: once a minute
         elif i < 10:
             q = st.counters
             if q is None:
@@ -656,6 +673,7 @@ class Cloud:
                     return
                 # apply() takes at most 128 B: a longer payload is cut to 129 to be refused
                 apply(st, self.c, t.decode(), d[:n if n < 129 else 129])
+                st.dirty = 2            # its effect goes out at once (_step)
                 return
             g = t == b"@private/shadow/data/get/response"
             if not (g or t == b"@shadow/data/updated"):
@@ -717,9 +735,11 @@ class Cloud:
                     for x in v:
                         if v[x] is not None:
                             apply(st, self.c, "load/" + x, v[x])
+                    st.dirty = 2
                 elif k in ("trip", "dr", "reset_ev_soc"):
                     self.clr |= 1 << ("load", "trip", "dr", "reset_ev_soc").index(k)
                     apply(st, self.c, k, v)
+                    st.dirty = 2
                 elif k in ("target", "emergency", "choice"):
                     # own-echo rule (docs/netpie.md): a value equal to what this device sent last
                     # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
@@ -728,6 +748,7 @@ class Cloud:
                     old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
                     if apply(st, self.c, k, v):
                         self.h[n] = -1    # rewrite the bad shadow value with ours
+                        st.dirty = 2
                         continue
                     y = self._val(n)
                     x = _fp(y) & 0x3FFFFFFF
@@ -741,6 +762,7 @@ class Cloud:
                         # again, else the canonical form replaces it
                         self.h[n] = x if y else -1
                         self.uc &= ~(1 << n)
+                        st.dirty = 2
                         continue
                     st.target_min, st.emergency, st.choice, st.error, st.dirty = old
         except Exception as e:  # a malformed message must not cost the connection

@@ -108,3 +108,15 @@ def test_spread_charges_at_the_lowest_current_that_is_full_by_the_departure():
     # and at that pace the car is full before 07:00 (6 h less the margin)
     need_wh = 25 * cfg["battery"]["capacity_wh"] / 100 / cfg["battery"]["efficiency"]
     assert slow * VOLT * 6 >= need_wh
+
+
+def test_a_clock_that_becomes_valid_is_not_the_end_of_a_peak_window():
+    cfg = cfg_for(limit=5000, hold=30)
+    cfg["charger"]["start_delay_max_s"] = 3600
+    w = Car(house_w=1000, follow_ms=1000, noise_a=0)
+    st, ctl = meter_for(w, cfg)
+    valid = ctl.b.utc
+    ctl.b.utc = lambda: 0 if ctl.b.t < 5000 else valid()     # no clock for the first 5 s
+    run_for(ctl, w, 3 * MIN)
+    assert ctl.hold == 0
+    assert [a for t, a in w.writes if a >= 6], "charging within minutes, no start delay"

@@ -14,7 +14,7 @@ def ran_ok(summary, log):
     assert summary["boot"] is not None, log[-3000:]
     assert "MemoryError" not in log, log[-3000:]
     assert "Traceback" not in log.replace("KeyboardInterrupt", ""), log[-3000:]
-    assert summary["heap_cap_bytes"] == 48 * 1024
+    assert summary["heap_cap_bytes"] == 52 * 1024
 
 
 def test_load_steps_are_answered_within_one_second(tmp_path):

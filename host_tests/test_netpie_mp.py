@@ -167,13 +167,30 @@ def test_end_to_end(si, tmp_path):
         sh = si.shadow("meter")
         assert (sh["target"], sh["emergency"], sh["choice"]) == ("06:45", True, "shed")
         assert sh["loads"] == {"ac": "off", "heater": "off", "fridge": "off"}
-        # power changes every 0.2 s with dirty set: writes stay rate limited
+        # with the burst allowance spent, each command's effect still reaches the shadow
+        # within a second (issue 11: a pressed switch must answer at once)
+        seen = {}
+        for name, val, pred in (
+                ("load/ac", "on", lambda s: s["loads"]["ac"] == "on"),
+                ("trip", "60", lambda s: s["trip_soc_pct"] == 27),
+                ("load/ac", "off", lambda s: s["loads"]["ac"] == "off"),
+                ("target", "07:00", lambda s: s["target"] == "07:00"),
+                ("choice", "accept", lambda s: s["choice"] == "accept"),
+                ("target", "7:99", lambda s: s["error"] == "target: want HH:MM, 0-1439 or -1")):
+            dash.pub("publishMsg/meter/meter/" + name, val)
+            seen["%s %s" % (name, val)] = shadow_until(si, pred, 5, name)
+            time.sleep(1.5)
+        print("[netpie] command -> shadow (s): " + ", ".join(
+            "%s %.2f" % kv for kv in seen.items()))
+        assert max(seen.values()) < 1.0, seen
+        # power moves (by more than the 10 % deadband) every 0.2 s with dirty set: writes stay
+        # rate limited, and the last value gets out
         w0 = si.stats()["meter-1"]["shadow_writes"]
         t0 = time.time()
         for i in range(25):
-            mp.ctl(power=2100 + i)
+            mp.ctl(power=2100 + 400 * i)
             time.sleep(0.2)
-        shadow_until(si, lambda s: s["power_w"] == 2124, 12, "last power")
+        shadow_until(si, lambda s: s["power_w"] == 11700, 12, "last power")
         dt = time.time() - t0
         n = si.stats()["meter-1"]["shadow_writes"] - w0
         print("[netpie] %d shadow writes in %.1f s of constant change" % (n, dt))
