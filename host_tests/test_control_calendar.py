@@ -6,7 +6,18 @@ import random
 import control
 import scheduler
 
+import evse
+import pytest
 from test_control_follow import VOLT, Car, cfg_for, meter_for, run_for
+
+
+@pytest.fixture(autouse=True)
+def _fresh_evse():
+    # the plain charger makes evse remember "no extension block" (module state, as on the
+    # board): the tests after these must not inherit it
+    evse.no_ext = -1
+    yield
+    evse.no_ext = -1
 
 MIN = 60000
 
