@@ -94,12 +94,15 @@ def day_type(day, cfg):
 def _house(t, t0, house_w, prof, cfg):
     # the household load the plan expects at local second t: the reading in the half-hour
     # running now (t0's), after it the learned load of that half-hour and day type once it
-    # holds PROFILE_DAYS days, else the reading (docs/architecture.md "Learned household load")
+    # holds PROFILE_DAYS days (until then the other day type's, weekends learn slowly), else
+    # the reading (docs/architecture.md "Learned household load")
     if prof is None or t // SLOT_S == t0 // SLOT_S:
         return house_w
     i = day_type(t // 86400, cfg) * 48 + t % 86400 // SLOT_S
     if prof[192 + i] < PROFILE_DAYS:
-        return house_w
+        i = (i + 48) % 96       # the same half-hour of the other day type, while this one learns
+        if prof[192 + i] < PROFILE_DAYS:
+            return house_w
     return prof[2 * i] | prof[2 * i + 1] << 8
 
 

@@ -126,6 +126,8 @@ def model(now, target_min, soc, house, shed, trip, raw, hold, delay_s, prof):
         if prof is None or x // 1800 == t0 // 1800:
             return house
         i = 48 * weekend(x) + x % 86400 // 1800
+        if prof[192 + i] < S.PROFILE_DAYS:
+            i = 48 * (not weekend(x)) + x % 86400 // 1800     # the other day type's half-hour
         n = prof[192 + i]
         return (prof[2 * i] | prof[2 * i + 1] << 8) if n >= S.PROFILE_DAYS else house
 
