@@ -99,9 +99,9 @@ def run():
 
 
 async def _run(cfg, st, seq, bad):
-    # the two big buffers first, while the heap still has long runs of free blocks: the cloud's
-    # 1 280 B packet buffer and the OLED's 1 KB frame (made after the control task's objects
-    # they found no hole at a 29K heap)
+    # the big buffers first, while the heap still has long runs of free blocks: the cloud's
+    # 1 280 B packet buffer (made after the control task's objects it found no hole at a 29K
+    # heap), then the OLED driver and its one-line buffer
     cloud = None
     if cfg["netpie"]["client_id"]:
         import netpie

@@ -1,8 +1,10 @@
-# OLED pages on any framebuf-like object (fill, text, hline, show): the real SSD1306 on the board,
-# the same driver on a fake I2C on the host. 128x64 px = 16 characters x 8 lines.
+# OLED pages on the SSD1306 driver (the real one on the board, the same driver on a fake I2C on
+# the host). 128x64 px = 16 characters x 8 lines.
 # Page 0: power and energy. Page 1: EV state, SOC and plan. Page 2: peak advice and faults.
 # A fault replaces the first line of every page; a reading that missed its last read says "old";
 # every line fits the 16 characters (nothing is cut).
+# The driver is made 8 rows high (board.display): its buffer holds one text line (128 B, not a
+# 1 KB frame; docs/benchmarks.md section 0) and show() sends the screen a line at a time.
 import meter
 import scheduler
 import state as S
@@ -21,9 +23,12 @@ def _kwh(wh):
 
 
 def draw(fb, st, cfg, page):
-    fb.fill(0)
+    show(fb, page_lines(st, cfg, page))
+
+
+def page_lines(st, cfg, page):
+    """The text lines of a page (at most 8 are shown, each at most 16 characters)."""
     off = cfg["tz_offset_min"] * 60
-    y = 0
     if page == 0:
         c = st.counters
         old = " old" if st.pzem_misses else ""
@@ -92,15 +97,22 @@ def draw(fb, st, cfg, page):
                 elif t[-1] != "+":
                     t += "+"
         lines = (t,) + tuple(lines)
-    for s in lines[:8]:
-        fb.text(s, 0, y, 1)
-        y += 8
-    fb.show()
+    return lines
+
+
+def show(fb, lines):
+    """The 8 lines of the screen through the driver's one-line buffer. Horizontal addressing over
+    columns 0-127 and pages 0-7: after a page's 128th column the panel moves on to the next page,
+    so 8 writes of 128 B fill the screen top to bottom."""
+    for c in (0x21, 0, 127, 0x22, 0, 7):    # column address 0..127, page address 0..7
+        fb.write_cmd(c)
+    for i in range(8):
+        fb.fill(0)
+        if i < len(lines):
+            fb.text(lines[i], 0, 0, 1)
+        fb.write_data(fb.buffer)
 
 
 def fatal(fb, text):
     """A config or boot error, wrapped over the screen."""
-    fb.fill(0)
-    for i in range(0, min(len(text), 112), 16):
-        fb.text(text[i:i + 16], 0, i // 2, 1)
-    fb.show()
+    show(fb, [text[i:i + 16] for i in range(0, min(len(text), 112), 16)])

@@ -92,14 +92,31 @@ def uart():
 
 
 class _I2C:
-    # what ssd1306.SSD1306_I2C needs: commands are ignored, data (the framebuffer) is saved
+    # what ssd1306.SSD1306_I2C needs. oled.show sends a frame as a page address command (0x22)
+    # and 8 lines of 128 B: they are saved as one 1 KB frame, $SIM_DIR/oled.bin (MONO_VLSB)
+    n = -1                          # lines of the frame written so far, -1 outside a frame
+
     def writeto(self, addr, buf):
-        pass
+        if buf[1] == 0x22:
+            self.n = 0
 
     def writevto(self, addr, bufs):
-        with open(_DIR + "/oled.tmp", "wb") as f:
+        n = self.n
+        if n < 0:
+            return                  # the driver's own clear at init: not a frame
+        with open(_DIR + "/oled.tmp", "ab" if n else "wb") as f:
             f.write(bufs[1])
-        os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
+        self.n = n + 1
+        if self.n == 8:
+            self.n = -1
+            os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
+
+
+def _panel(d):
+    # as firmware/board.py: an 8-row driver (one text line of buffer) on a 64-row panel
+    for c in (0xA8, 63, 0xDA, 0x12):
+        d.write_cmd(c)
+    return d
 
 
 def display():
@@ -107,7 +124,7 @@ def display():
         import ssd1306
     except ImportError:
         return None
-    return ssd1306.SSD1306_I2C(128, 64, _I2C())
+    return _panel(ssd1306.SSD1306_I2C(128, 8, _I2C()))
 
 
 def relay(pin, on):
