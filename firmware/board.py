@@ -51,7 +51,8 @@ def display():
     """SSD1306 128x64 on I2C (SCL GPIO5/D1, SDA GPIO4/D2), or None when absent."""
     try:
         import ssd1306
-        return _panel(ssd1306.SSD1306_I2C(128, 8, machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4))))
+        i2c = machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4))
+        return _panel(ssd1306.SSD1306_I2C(128, 8, i2c))
     except (OSError, ImportError):
         return None
 

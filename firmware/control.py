@@ -12,15 +12,22 @@ import scheduler
 import state as S
 import store
 
-GUARD_S = 30        # pause this long before a peak window: a charger takes seconds to stop
-KEEPALIVE_S = 10    # re-send the current so the charger's communication timeout never trips
-PLAN_S = 30         # recompute the plan at least this often
-FALLBACK_S = 30     # charger communication timeout: it falls back to 0 A if we go silent
-PERIOD_MS = 500     # control tick: a load step is answered within one tick + bus time (< 1 s)
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# private constants (const, leading _) cost no RAM on the board: no qstr, no module dict entry
+_GUARD_S = const(30)        # pause this long before a peak window: a charger takes seconds to stop
+_KEEPALIVE_S = const(10)    # re-send the current so the charger's timeout never trips
+_PLAN_S = const(30)         # recompute the plan at least this often
+_FALLBACK_S = const(30)     # charger communication timeout: it falls back to 0 A if we go silent
+_PERIOD_MS = const(500)     # control tick: a load step is answered within a tick + bus time (< 1 s)
 # IEC 61851: a car follows a new current within 5 s; the meter sees it up to 1.5 s later (the
 # PZEM refreshes its reading about once a second, plus a tick): a cut is judged after 6.5 s
-FOLLOW_MS = 6500
-RAISE_MS = 10000    # a raise may take a car longer (no bound in IEC 61851): judged after 10 s
+_FOLLOW_MS = const(6500)
+_RAISE_MS = const(10000)    # a raise may take longer (no bound in IEC 61851): judged after 10 s
 
 
 class Control:
@@ -34,9 +41,9 @@ class Control:
         self.ms = 0                 # simulated/monotonic ms since boot (no 2^30 wrap)
         self.last = board.ticks_ms()
         self.pend_ms = 0            # time since the last good PZEM reading
-        self.sent_s = -KEEPALIVE_S  # when the charger current was last written
+        self.sent_s = -_KEEPALIVE_S  # when the charger current was last written
         self.up_s = -1              # when it was last raised
-        self.plan_s = -PLAN_S
+        self.plan_s = -_PLAN_S
         self.sig = -1               # what the cloud/OLED show, packed; change -> st.dirty
         self.psig = [-2, 0, 0, 0, 0]    # settings the plan was made with
         self.choice = st.choice
@@ -132,7 +139,7 @@ class Control:
                 # (the simulated board runs up to x1200, where ticks are tens of simulated
                 # seconds apart: its charger's timeout, in simulated time, is stretched to match)
                 self.configured = await evse.configure(
-                    self.bus, ch["addr"], FALLBACK_S * (1 + int(b.SPEED) // 100), 0)
+                    self.bus, ch["addr"], _FALLBACK_S * (1 + int(b.SPEED) // 100), 0)
         elif e is None:
             st.ev_misses += 1
         if st.ev_misses >= 3:
@@ -164,8 +171,8 @@ class Control:
         # without a valid clock the tariff is unknown: bill as peak and hold normal charging
         st.peak = peak = not now or scheduler.is_peak(
             loc // 60 % 1440, scheduler.day_windows(loc // 86400, cfg))
-        soon = peak or scheduler.is_peak((loc + GUARD_S) // 60 % 1440, scheduler.day_windows(
-            (loc + GUARD_S) // 86400, cfg))
+        soon = peak or scheduler.is_peak((loc + _GUARD_S) // 60 % 1440, scheduler.day_windows(
+            (loc + _GUARD_S) // 86400, cfg))
         if self.was_peak and not peak:
             # a peak window ended: the meters of a street must not all start in this second
             self.hold = now + self.delay
@@ -264,7 +271,7 @@ class Control:
             # without a measured EV power a raise is 2 A or more: the +-0.5 A of a real car
             # hides whether it followed 1 A (and a raise it seems not to follow caps the car)
             amps = st.ev_current_a
-        if amps != st.ev_current_a or t_s - self.sent_s >= KEEPALIVE_S:
+        if amps != st.ev_current_a or t_s - self.sent_s >= _KEEPALIVE_S:
             if amps > st.ev_current_a:
                 self.up_s = t_s
             if await evse.set_current(bus, ch["addr"], amps):
@@ -303,7 +310,7 @@ class Control:
         ps = self.psig
         changed = (ps[0] != st.target_min or ps[1] != (st.ev_state in (2, 3, 4))
                    or ps[2] != st.trip_soc_pct or ps[3] != on or ps[4] != st.start_soc_pct)
-        if changed or t_s - self.plan_s >= PLAN_S:
+        if changed or t_s - self.plan_s >= _PLAN_S:
             ps[0] = st.target_min
             ps[1] = st.ev_state in (2, 3, 4)
             ps[2] = st.trip_soc_pct
@@ -374,7 +381,7 @@ class Control:
                 m = 0 if m < 0 or 2 * (m - x) > per_a else x if m > x else m
             t = self.ms - self.tc
             if x <= 0:
-                if 2 * (m - x) < per_a or t >= FOLLOW_MS:
+                if 2 * (m - x) < per_a or t >= _FOLLOW_MS:
                     self.ev_w = self.d1     # followed the cut (within half an amp)
                     self.tc = -1
                     return self.ev_w
@@ -382,7 +389,7 @@ class Control:
                 self.ev_w = self.d1         # followed the raise: a move noise cannot fake
                 self.tc = -1
                 return self.ev_w
-            elif t >= RAISE_MS:
+            elif t >= _RAISE_MS:
                 if m < per_a:               # did not follow: at its own limit
                     m = 0
                     self.cap = True
@@ -452,4 +459,4 @@ class Control:
                 self.oom += 1
                 gc.collect()
             used = self.b.ticks_diff(self.b.ticks_ms(), t0)
-            await self.b.sleep(PERIOD_MS - used if used < PERIOD_MS - 50 else 50)
+            await self.b.sleep(_PERIOD_MS - used if used < _PERIOD_MS - 50 else 50)

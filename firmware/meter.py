@@ -5,11 +5,19 @@
 # would lose Wh after a few months).
 import struct
 
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+# (const names with a leading _ cost no RAM on the board: no qstr, no module dict entry)
+
 MAX_W = 26000   # the most a PZEM-004T 100 A can measure (100 A x 260 V)
 
-T_OFF = 0       # tariff periods
-T_PEAK = 1
-T_EM = 2        # EV energy drawn while emergency charging is on
+_T_OFF = const(0)       # tariff periods
+_T_PEAK = const(1)
+_T_EM = const(2)        # EV energy drawn while emergency charging is on
 
 # counter list indices
 C_DAY_OFF = 0   # today, whole supply by tariff period (house + EV)
@@ -25,10 +33,10 @@ C_DAY = 9       # local day number the "today" counters belong to, -1 = none yet
 C_MON = 10      # year * 12 + month - 1 the month counters belong to, -1 = none yet
 C_ACC_H = 11    # W*ms remainders not yet a whole Wh: house ...
 C_ACC_E = 12    # ... and EV
-C_PZEM = 13     # last PZEM energy register (Wh), -1 = unknown
+_C_PZEM = const(13)     # last PZEM energy register (Wh), -1 = unknown
 N = 14
 
-_WMS_PER_WH = 3600000
+_WMS_PER_WH = const(3600000)
 PZEM_WRAP = 10000000    # the PZEM energy register wraps after 9 999.99 kWh
 _FMT = "<14i"
 RECORD_SIZE = 56
@@ -36,18 +44,18 @@ RECORD_SIZE = 56
 
 def new():
     c = [0] * N
-    c[C_DAY] = c[C_MON] = c[C_PZEM] = -1
+    c[C_DAY] = c[C_MON] = c[_C_PZEM] = -1
     return c
 
 
-DAYS_1970_2000 = 10957          # the meter counts seconds from 2000, its day counter from 1970
+_DAYS_1970_2000 = const(10957)  # the meter counts seconds from 2000, its day counter from 1970
 
 
 def roll(c, local_s):
     """Start new day/month counters when the local date moves forward. local_s: local seconds
     since 2000-01-01. A clock that jumps back never clears anything: billing data does not go
     backwards."""
-    day = local_s // 86400 + DAYS_1970_2000
+    day = local_s // 86400 + _DAYS_1970_2000
     if day > c[C_DAY]:
         if c[C_DAY] >= 0:
             c[C_DAY_OFF] = c[C_DAY_PEAK] = c[C_DAY_EM] = c[C_DAY_EV] = 0
@@ -81,16 +89,16 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
         ev_power_w = 0
     if ev_power_w > power_w:
         ev_power_w = power_w if power_w > 0 else 0
-    t = T_PEAK if peak else T_OFF
+    t = _T_PEAK if peak else _T_OFF
     acc = c[C_ACC_E] + ev_power_w * dt_ms
     ev_wh = acc // _WMS_PER_WH
     c[C_ACC_E] = acc - ev_wh * _WMS_PER_WH
     # house energy in W*ms: the PZEM register delta minus the EV's Wh when usable, else the
     # power integral; the house remainder (possibly a small debt) carries to the next sample
     h = (power_w - ev_power_w) * dt_ms
-    last = c[C_PZEM]
+    last = c[_C_PZEM]
     if pzem_wh >= 0:
-        c[C_PZEM] = pzem_wh
+        c[_C_PZEM] = pzem_wh
         if last >= 0:
             d = pzem_wh - last
             if d < 0:
@@ -106,7 +114,7 @@ def add(c, dt_ms, power_w, ev_power_w, peak, emergency, pzem_wh=-1):
     c[C_ACC_H] = h if h > -10 * _WMS_PER_WH else -10 * _WMS_PER_WH
     c[C_DAY_OFF + t] += h_wh
     c[C_MON_OFF + t] += h_wh
-    t = T_EM if emergency else t
+    t = _T_EM if emergency else t
     c[C_DAY_OFF + t] += ev_wh
     c[C_MON_OFF + t] += ev_wh
     c[C_DAY_EV] += ev_wh

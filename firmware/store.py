@@ -8,8 +8,14 @@ import struct
 
 import meter
 
-_HEAD = "<3sIhBBBbiIB"      # magic, seq, target_min, emergency, choice, trip_soc, start_soc,
-_HEAD_SIZE = 23             # dr_limit_w, dr_until, loads bitmask
+try:
+    from micropython import const
+except ImportError:  # CPython
+    def const(x):
+        return x
+
+_HEAD = const("<3sIhBBBbiIB")  # magic, seq, target_min, emergency, choice, trip_soc, start_soc,
+_HEAD_SIZE = const(23)      # dr_limit_w, dr_until, loads bitmask
 SIZE = _HEAD_SIZE + meter.RECORD_SIZE + 4
 
 

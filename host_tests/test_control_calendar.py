@@ -74,7 +74,7 @@ class NightHeater(Car):
 
 def test_the_meter_learns_the_household_load_by_half_hour(monkeypatch):
     # 10 s ticks (the learning is per half-hour; the control rule itself is tested elsewhere)
-    monkeypatch.setattr(control, "PERIOD_MS", 10000)
+    monkeypatch.setattr(control, "_PERIOD_MS", 10000)
     cfg = cfg_for(limit=7000, hold=30)
     w = NightHeater(follow_ms=1000, noise_a=0)
     w.tz_ms = 3600000                           # the meter starts at 01:00 local
