@@ -11,9 +11,9 @@ import pytest
 from conftest import ROOT
 from sim import run as simrun
 
-# the smallest board heap (free when main.py starts) the twin passes this scenario at (29K), plus
-# a 1 KiB margin
-# (docs/benchmarks.md, "RAM on the board twin"); lower it with every cut the twin shows
+# the smallest board heap (free when main.py starts) the twin passes this scenario at (29K since
+# the OLED line buffer), plus a 1 KiB margin against run-to-run fragmentation (docs/benchmarks.md,
+# "RAM on the board twin"); lower it with every cut the twin shows
 GUARD_HEAP = "30K"
 SCENARIO = os.path.join(ROOT, "sim", "scenarios", "twin_guard.json")
 
