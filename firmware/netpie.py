@@ -396,7 +396,7 @@ class Cloud:
         # the changed fields as {"data":{...}} written into bytearray b in one pass; returns the
         # length (<= 10: nothing changed). A field that does not fit waits for the next write.
         # Each field is written where it would go, then kept (n moves on) only when it changed:
-        # the plan comes in pieces of ~70 B, so no block bigger than that is ever needed here
+        # the plan comes in pieces of about 50 B, so no block bigger than a field is needed here
         # (a ~330 B string found no hole in a fragmented 29K heap)
         n = 8
         top = len(b) - 2
@@ -438,7 +438,7 @@ class Cloud:
         return n + 2
 
     def _val(self, i, k=0):
-        # telemetry field i as b'"name":json' (the plan: its piece k of 4), None = leave out;
+        # telemetry field i as b'"name":json' (the plan: its piece k of 6), None = leave out;
         # i < 0: piece k of 8 of the learned household load (the house_profile command)
         st = self.st
         c = self.c
@@ -502,23 +502,27 @@ class Cloud:
                     return None
                 k, v = "plan", "null"
             else:
-                # the biggest field (~330 B), in four pieces (see _tele)
+                # the biggest field (~330 B), in six pieces of about 50 B at most (see _tele): at a
+                # 28K heap the holes left were under 100 B (docs/benchmarks.md section 0)
                 z = c["tz_offset_min"] * 60
                 q = scheduler
                 r = p[q.P_TRIP]
                 b = ("false", "true")
                 if k == 0:
-                    v = '"plan":{"feasible":%s,"full_at":%s,"charge_minutes":%d,' % (
-                        b[bool(p[q.P_OK])], _hm(p[q.P_FULL], z), p[q.P_MIN])
+                    v = '"plan":{"feasible":%s,"full_at":%s,' % (b[bool(p[q.P_OK])],
+                                                                 _hm(p[q.P_FULL], z))
                 elif k == 1:
-                    v = '"reachable_soc_pct":%d,"shed":{"soc_pct":%d,"full_at":%s},' % (
-                        p[q.P_SOC], p[q.P_SHED_SOC], _hm(p[q.P_SHED_FULL], z))
+                    v = '"charge_minutes":%d,"reachable_soc_pct":%d,' % (p[q.P_MIN], p[q.P_SOC])
                 elif k == 2:
-                    v = '"emergency":{"soc_pct":%d,"full_at":%s,"extra_cost":%.2f},' % (
-                        p[q.P_EM_SOC], _hm(p[q.P_EM_FULL], z), p[q.P_EM_COST])
+                    v = '"shed":{"soc_pct":%d,"full_at":%s},' % (p[q.P_SHED_SOC],
+                                                                 _hm(p[q.P_SHED_FULL], z))
                 elif k == 3:
-                    v = '"trip_ok":{"accept":%s,"shed":%s,"emergency":%s}}' % (
-                        b[r & 1], b[r >> 1 & 1], b[r >> 2 & 1])
+                    v = '"emergency":{"soc_pct":%d,"full_at":%s,' % (p[q.P_EM_SOC],
+                                                                     _hm(p[q.P_EM_FULL], z))
+                elif k == 4:
+                    v = '"extra_cost":%.2f},"trip_ok":{"accept":%s,' % (p[q.P_EM_COST], b[r & 1])
+                elif k == 5:
+                    v = '"shed":%s,"emergency":%s}}' % (b[r >> 1 & 1], b[r >> 2 & 1])
                 else:
                     return None
                 return v.encode()

@@ -183,14 +183,16 @@ def test_end_to_end(si, tmp_path):
         print("[netpie] command -> shadow (s): " + ", ".join(
             "%s %.2f" % kv for kv in seen.items()))
         assert max(seen.values()) < 1.0, seen
-        # power moves (by more than the 10 % deadband) every 0.2 s with dirty set: writes stay
-        # rate limited, and the last value gets out
+        # power moves every 0.2 s with dirty set: writes stay rate limited, and the last value
+        # gets out. It is 20 kW, more than the 10 % deadband away from every earlier one (a
+        # last step within the deadband of the last value sent waits for the slow fields, up to
+        # a minute: which value was sent last depends on timing)
         w0 = si.stats()["meter-1"]["shadow_writes"]
         t0 = time.time()
         for i in range(25):
-            mp.ctl(power=2100 + 400 * i)
+            mp.ctl(power=2100 + 400 * i if i < 24 else 20000)
             time.sleep(0.2)
-        shadow_until(si, lambda s: s["power_w"] == 11700, 12, "last power")
+        shadow_until(si, lambda s: s["power_w"] == 20000, 12, "last power")
         dt = time.time() - t0
         n = si.stats()["meter-1"]["shadow_writes"] - w0
         print("[netpie] %d shadow writes in %.1f s of constant change" % (n, dt))
