@@ -45,6 +45,18 @@ def crc16(buf, n):
     return c
 
 
+def _expect(r):
+    # the length of the reply whose first 3 bytes are in r, from its function code
+    f = r[1]
+    if f & 0x80:
+        return 5                    # exception: addr fc code CRC
+    if f < 5:
+        return 5 + r[2]             # FC01-04: addr fc count data CRC
+    if f == 0x42:
+        return 4                    # PZEM reset: the echo
+    return 8                        # FC05/06/15/16: the echo of address and value/count
+
+
 class Bus:
     def __init__(self, uart, timeout_ms=200):
         self.uart = uart
@@ -60,46 +72,52 @@ class Bus:
         self.foreign = 0            # whole frames from another address (late replies) skipped
         self.t_idle = _ms()
 
+    def _frame(self, addr, fc, a, b, vals):
+        # Build addr fc [a_hi a_lo b_hi b_lo [2n v...]] CRC in tx (a < 0: no fields, FC 0x42);
+        # returns its length. Kept out of _xfer: a coroutine's locals live in a heap object that
+        # every transfer allocates, a plain function's on the stack (docs/benchmarks.md, 0)
+        t = self.tx
+        t[0] = addr
+        t[1] = fc
+        n = 2
+        if a >= 0:
+            t[2] = a >> 8
+            t[3] = a & 0xFF
+            t[4] = b >> 8
+            t[5] = b & 0xFF
+            n = 6
+            if vals is not None:
+                k = len(vals)
+                t[6] = 2 * k
+                n = 7
+                for i in range(k):
+                    v = vals[i]
+                    t[n] = v >> 8 & 0xFF
+                    t[n + 1] = v & 0xFF
+                    n += 2
+        c = crc16(t, n)
+        t[n] = c & 0xFF
+        t[n + 1] = c >> 8
+        return n + 2
+
     async def _xfer(self, addr, fc, a, b, vals):
-        # Build addr fc [a_hi a_lo b_hi b_lo [2n v...]] CRC, send, receive the reply into rx.
-        # a < 0: no fields (FC 0x42). Returns the reply length, 0 for none/bad/exception.
-        # Callers parse rx right after the await returns (no await in between), so the busy
-        # flag only needs to cover the transfer itself.
+        # Send the request (_frame), receive the reply into rx. Returns the reply length, 0 for
+        # none/bad/exception. Callers parse rx right after the await returns (no await in
+        # between), so the busy flag only needs to cover the transfer itself.
         while self.busy:              # another task's transfer: wait for the bus
             await _sleep(_POLL_MS)
         self.busy = True
         try:
-            t = self.tx
             r = self.rx
             u = self.uart
-            t[0] = addr
-            t[1] = fc
-            n = 2
-            if a >= 0:
-                t[2] = a >> 8
-                t[3] = a & 0xFF
-                t[4] = b >> 8
-                t[5] = b & 0xFF
-                n = 6
-                if vals is not None:
-                    k = len(vals)
-                    t[6] = 2 * k
-                    n = 7
-                    for i in range(k):
-                        v = vals[i]
-                        t[n] = v >> 8 & 0xFF
-                        t[n + 1] = v & 0xFF
-                        n += 2
-            c = crc16(t, n)
-            t[n] = c & 0xFF
-            t[n + 1] = c >> 8
+            n = self._frame(addr, fc, a, b, vals)
             d = _diff(_ms(), self.t_idle)
             if 0 <= d < _SILENCE_MS:
                 await _sleep(_SILENCE_MS - d)
             while u.any():          # drain stale input (late replies, noise)
                 if not u.read(_RXLEN):
                     break
-            u.write(self.txm[:n + 2])
+            u.write(self.txm[:n])
             t0 = _ms()
             last = t0
             got = 0
@@ -113,15 +131,7 @@ class Bus:
                         got += k
                         last = _ms()
                         if not need and got > 2:
-                            f = r[1]
-                            if f & 0x80:
-                                need = 5
-                            elif f < 5:
-                                need = 5 + r[2]
-                            elif f == 0x42:
-                                need = 4
-                            else:
-                                need = 8
+                            need = _expect(r)
                         if need and got >= need:
                             if r[0] == addr or crc16(r, need - 2) != (
                                     r[need - 2] | r[need - 1] << 8):
@@ -143,27 +153,34 @@ class Bus:
                     return 0
                 await _sleep(_POLL_MS)
             self.t_idle = _ms()
-            if need and got > need:
-                got = need          # ignore trailing bytes
-            if got < 4 or crc16(r, got - 2) != (r[got - 2] | r[got - 1] << 8):
-                self.crc_errors += 1
-                return 0
-            if r[0] != addr or r[1] & 0x7F != fc:
-                return 0            # not the reply to this request
-            if r[1] & 0x80:
-                self.exceptions += 1
-                self.last_exc = r[2]
-                return 0
-            if fc < 5:
-                return got if got == 5 + r[2] else 0
-            if fc == 0x42:
-                return got
-            # FC05/06/15/16 reply echoes address/register and value/count
-            if got != 8 or r[2] != t[2] or r[3] != t[3] or r[4] != t[4] or r[5] != t[5]:
-                return 0
-            return got
+            return self._reply(addr, fc, got, need)
         finally:
             self.busy = False
+
+    def _reply(self, addr, fc, got, need):
+        # got bytes in rx: their length if they are the valid answer to the request in tx,
+        # else 0 (a bad CRC and an exception reply are counted)
+        r = self.rx
+        t = self.tx
+        if need and got > need:
+            got = need              # ignore trailing bytes
+        if got < 4 or crc16(r, got - 2) != (r[got - 2] | r[got - 1] << 8):
+            self.crc_errors += 1
+            return 0
+        if r[0] != addr or r[1] & 0x7F != fc:
+            return 0                # not the reply to this request
+        if r[1] & 0x80:
+            self.exceptions += 1
+            self.last_exc = r[2]
+            return 0
+        if fc < 5:
+            return got if got == 5 + r[2] else 0
+        if fc == 0x42:
+            return got
+        # FC05/06/15/16 reply echoes address/register and value/count
+        if got != 8 or r[2] != t[2] or r[3] != t[3] or r[4] != t[4] or r[5] != t[5]:
+            return 0
+        return got
 
     async def read_regs(self, addr, fc, start, count):
         # FC03/04 -> list of count ints, or None
