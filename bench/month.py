@@ -248,7 +248,12 @@ def markdown(store):
           "its monotonic clock during a run (a step, a suspended VM): the emulator's clock "
           "follows time.time(), the firmware's its monotonic ticks from its start, so the two "
           "part (an x600 attempt had the meter 1.46 simulated hours behind the world from day "
-          "10, its cars charging from 23:30; it was discarded).",
+          "10, its cars charging from 23:30; it was discarded). In the x1200 run the emulated "
+          "charger fell back to 0 A (its Modbus timeout, `counts.fallbacks` in world.json: "
+          "15-38 per household against 0-16 in the two x2400 runs before) mostly in the last week, when "
+          "the hourly world.json write is largest and the host was shared: a few minutes "
+          "without charge each time, e.g. family Tue 01 reached 78.8 % where an ideal car "
+          "reaches 87.5 %.",
           "", "## Every session", "",
           "Local time (UTC+5); *full* marks a plan that said the car would be full.", "",
           "| household | plug-in | SOC in | departs | " + " | ".join(
