@@ -84,6 +84,10 @@ def trip_need_pct(km, wh_per_km, reserve_pct, capacity_wh):
 
 SLOT_S = 1800      # the learned household load (meter.learn): half-hour slots, 48 a day per day
 PROFILE_DAYS = 3   # type, 96 in all; the plan trusts a slot once it holds this many days
+FOLLOW_A = 1       # with a profile the plan counts the car this many amps below the headroom's
+                   # whole amps: the profile holds half-hour means, the load moves within them
+                   # and the car follows each step (cut at once, ramped back in 2 A steps after
+                   # steady readings, a pause restarted after restart_hold_s); docs/month.md
 
 
 def day_type(day, cfg):
@@ -106,12 +110,17 @@ def _house(t, t0, house_w, prof, cfg):
     return prof[2 * i] | prof[2 * i + 1] << 8
 
 
-def _power(room, c, per_a):
-    # the EV power `room` W of headroom allows: whole amps, at most max_a, 0 below min_a
+def _power(room, c, per_a, m=0):
+    # the EV power `room` W of headroom allows: whole amps, at most max_a, 0 below min_a; m amps
+    # less while the headroom, not max_a, limits it (not below min_a): what following a
+    # household load that moves within the half-hour costs (plan, FOLLOW_A)
     a = room // per_a if room > 0 else 0
+    if a < c["min_a"]:
+        return 0
+    a -= m
     if a > c["max_a"]:
         a = c["max_a"]
-    return a * per_a if a >= c["min_a"] else 0
+    return (a if a > c["min_a"] else c["min_a"]) * per_a
 
 
 def _taper(x, p, s, k, c, tp, acc_w):
@@ -135,7 +144,9 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg, hold=0, delay_s=0
     """Can the EV be full by the next `target_min` (local minute of day)?
 
     now: UTC seconds. soc: current SOC %. house_w: the household load now; after this half-hour
-    the learned load of `prof` (meter.learn; None: house_w goes on all night).
+    the learned load of `prof` (meter.learn; None: house_w goes on all night). With a profile
+    the car is counted FOLLOW_A amps below the whole amps the headroom allows (not below min_a,
+    not where max_a limits it): a load that moves within the half-hour costs the car that much.
     shed_w: power of the non-critical loads now on, which the "shed" alternative frees (at most
     the household load of the moment). trip_pct: SOC % the next trip needs (0 = none); P_TRIP
     says which options cover it. hold: UTC second until which a start delay after a peak window
@@ -168,6 +179,7 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg, hold=0, delay_s=0
     cf = (100 - fl) / (100.0 * (100 - tp)) if taper else 0.0   # acceptance lost per % above tp
     need = (100 - soc) * cap if soc < 100 else 0     # Wh x 100, exact
     lim = cfg["sanctioned_w"]
+    fa = FOLLOW_A if prof is not None else 0
     r = []
     for o in (0, 1, 2):
         # -> (SOC at the target, local full second or -1, charging s to full or -1, grid Wh)
@@ -202,7 +214,7 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg, hold=0, delay_s=0
             s = seg_end - t
             hw = _house(t, t0, house_w, prof, cfg)
             p = _power((cfg["breaker_w"] if o == 2 else lim) - hw +
-                       ((shed_w if shed_w < hw else hw) if o == 1 else 0), c, per_a)
+                       ((shed_w if shed_w < hw else hw) if o == 1 else 0), c, per_a, fa)
             if p > 0 and s > 0:
                 pl = p
                 if taper:

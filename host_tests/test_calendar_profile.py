@@ -119,8 +119,12 @@ def model(now, target_min, soc, house, shed, trip, raw, hold, delay_s, prof):
         return date.weekday() in wk or date in hol
 
     def power(room):
-        a = min(c["max_a"], max(0, room) // per_a)
-        return a * per_a if a >= c["min_a"] else 0
+        a = max(0, room) // per_a
+        if a < c["min_a"]:
+            return 0
+        if prof is not None:    # following a moving load: FOLLOW_A amps less, not below min_a
+            a = max(c["min_a"], a - S.FOLLOW_A)
+        return min(c["max_a"], a) * per_a
 
     def house_at(x):
         if prof is None or x // 1800 == t0 // 1800:
@@ -245,7 +249,37 @@ def test_the_learned_load_after_this_half_hour_sets_the_power():
     assert learned[S.P_SOC] > 50
     # slots with fewer days than PROFILE_DAYS are not trusted: the reading goes on
     young = S.plan(t, 6 * 60, 20, 4000, 0, 0, cfg, prof=profile([500] * 96, [2] * 96))
-    assert young == flat
+    assert young[:4] == flat[:4]
+    # (the emergency option, 3.4 kW of breaker headroom, counts FOLLOW_A amps less with a
+    # profile: see test_with_a_profile_the_car_is_counted_one_amp_below_the_headroom)
+    assert young[S.P_EM_SOC] < flat[S.P_EM_SOC]
+
+
+def test_with_a_profile_the_car_is_counted_one_amp_below_the_headroom():
+    # weekday 00:00 (tz 0), no peak, 230 V: a flat learned load; the exact path (no taper)
+    cfg = config.validate(raw_cfg(tz_offset_min=0, peak=[], sanctioned_w=5000, breaker_w=9000,
+                                  battery__capacity_wh=60000, battery__efficiency=1.0))
+    t = (datetime.date(2025, 1, 15) - EPOCH).days * 86400
+    assert S.FOLLOW_A == 1
+
+    def minutes(house, lim_w=5000):
+        c = dict(cfg, sanctioned_w=lim_w)
+        p = S.plan(t, 23 * 60, 20, house, 0, 0, c, prof=profile([house] * 96, [3] * 96))
+        q = S.plan(t, 23 * 60, 20, house, 0, 0, c)            # no profile: no margin
+        return p[S.P_MIN], q[S.P_MIN]
+
+    def at(amps):       # minutes to charge 48 kWh at `amps` x 230 V, rounded up
+        return -(-48000 * 60 // (amps * 230))
+
+    # 5000 - 500 W = 19 whole amps of headroom: 18 with a profile, 19 without
+    assert minutes(500) == (at(18), at(19))
+    # headroom for exactly min_a (6 A = 1380 W): the car still gets min_a, not a pause
+    assert minutes(5000 - 1380) == (at(6), at(6))
+    # max_a (32 A) limits, not the headroom (9000 - 500 W = 36 A): no margin
+    assert minutes(500, 9000) == (at(32), at(32))
+    # the emergency option (breaker 9000 W) is counted the same way
+    p = S.plan(t, 23 * 60, 20, 2000, 0, 0, cfg, prof=profile([2000] * 96, [3] * 96))
+    assert p[S.P_EM_SOC] == 100 and p[S.P_EM_FULL] - t == -(-48000 * 3600 // (29 * 230))
 
 
 def test_moved_ignores_small_changes_and_shows_real_ones():
