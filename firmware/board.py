@@ -39,22 +39,18 @@ def uart():
                         timeout=0, timeout_char=5)
 
 
-def _panel(d):
+def display():
+    """SSD1306 128x64 on I2C (SCL GPIO5/D1, SDA GPIO4/D2), or None when absent."""
+    try:
+        import ssd1306
+        d = ssd1306.SSD1306_I2C(128, 8, machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4)))
+    except (OSError, ImportError):
+        return None
     # the driver is made 8 rows high, so its buffer is one text line (oled.show); the panel has
     # 64 rows: multiplex ratio 64 and the COM pin setting the driver sends for a 64-row panel
     for c in (0xA8, 63, 0xDA, 0x12):
         d.write_cmd(c)
     return d
-
-
-def display():
-    """SSD1306 128x64 on I2C (SCL GPIO5/D1, SDA GPIO4/D2), or None when absent."""
-    try:
-        import ssd1306
-        i2c = machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4))
-        return _panel(ssd1306.SSD1306_I2C(128, 8, i2c))
-    except (OSError, ImportError):
-        return None
 
 
 def relay(pin, on):

@@ -3,11 +3,11 @@ peak window, and the household load it learns per half-hour and day type. CPytho
 charger and car of test_control_follow; behaviour, not timing."""
 import random
 
-import control
-import scheduler
-
-import evse
 import pytest
+
+import control
+import evse
+import scheduler
 from test_control_follow import VOLT, Car, cfg_for, meter_for, run_for
 
 
@@ -18,6 +18,7 @@ def _fresh_evse():
     evse.no_ext = -1
     yield
     evse.no_ext = -1
+
 
 MIN = 60000
 

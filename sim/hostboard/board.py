@@ -112,19 +112,15 @@ class _I2C:
             os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
 
 
-def _panel(d):
-    # as firmware/board.py: an 8-row driver (one text line of buffer) on a 64-row panel
-    for c in (0xA8, 63, 0xDA, 0x12):
-        d.write_cmd(c)
-    return d
-
-
 def display():
     try:
         import ssd1306
     except ImportError:
         return None
-    return _panel(ssd1306.SSD1306_I2C(128, 8, _I2C()))
+    d = ssd1306.SSD1306_I2C(128, 8, _I2C())
+    for c in (0xA8, 63, 0xDA, 0x12):    # as firmware/board.py: 8-row driver, 64-row panel
+        d.write_cmd(c)
+    return d
 
 
 def relay(pin, on):
