@@ -248,7 +248,7 @@ def test_the_learned_load_after_this_half_hour_sets_the_power():
     learned = S.plan(t, 6 * 60, 20, 4000, 0, 0, cfg, prof=profile([500] * 96, [3] * 96))
     assert learned[S.P_SOC] > 50
     # slots with fewer days than PROFILE_DAYS are not trusted: the reading goes on
-    young = S.plan(t, 6 * 60, 20, 4000, 0, 0, cfg, prof=profile([500] * 96, [2] * 96))
+    young = S.plan(t, 6 * 60, 20, 4000, 0, 0, cfg, prof=profile([500] * 96, [S.PROFILE_DAYS - 1] * 96))
     assert young[:4] == flat[:4]
     # (the emergency option, 3.4 kW of breaker headroom, counts FOLLOW_A amps less with a
     # profile: see test_with_a_profile_the_car_is_counted_one_amp_below_the_headroom)
@@ -338,7 +338,7 @@ def test_house_profile_command_asks_for_the_profile_and_its_echo_is_ignored():
     cfg = config.validate(raw_cfg())
     st = state.State(len(cfg["loads"]))
     st.counters = meter.new()
-    st.profile = profile([400 + i for i in range(96)], [3 if i % 2 else 1 for i in range(96)])
+    st.profile = profile([400 + i for i in range(96)], [S.PROFILE_DAYS if i % 2 else S.PROFILE_DAYS - 1 for i in range(96)])
     c = netpie.Cloud(cfg, st, None)
     c._msg(b"@msg/meter/house_profile/data", b'{"weekday":[]}')
     assert not c.pr and st.error == ""

@@ -141,7 +141,7 @@ def profile(a, prefix):
         print("no answer from the meter in 10 s (offline?)", file=sys.stderr)
         return 1
     d = json.loads(box["v"])
-    print("learned household load, W per half-hour from 00:00 (- = fewer than 3 days)")
+    print("learned household load, W per half-hour from 00:00 (- = not learned yet)")
     for kind in ("weekday", "weekend"):
         v = d.get(kind) or []
         for h in range(0, len(v), 12):
