@@ -63,8 +63,8 @@ RULES = {
 }
 
 
-def load_scenario(name):
-    with open(scen_path(name)) as f:
+def load_scenario(name, scen_dir=None):
+    with open(os.path.join(scen_dir, "month_%s.json" % name) if scen_dir else scen_path(name)) as f:
         sc = json.load(f)
     start = datetime.datetime.strptime(sc["start"], "%Y-%m-%d %H:%M")
     m0 = int((start - EPOCH).total_seconds()) // 60       # local minutes since 2000
@@ -121,8 +121,8 @@ def ideal(house, m0, a, b, soc, cfg, delay_min):
     return x
 
 
-def run(name, cfg, rule, delay_s, margin=0):
-    m0, house, sessions = load_scenario(name)
+def run(name, cfg, rule, delay_s, margin=0, scen_dir=None):
+    m0, house, sessions = load_scenario(name, scen_dir)
     off = cfg["tz_offset_min"]
     prof = bytearray(meter.PROFILE_SIZE)
     learned_upto = 0            # minutes index (relative) of the next half-hour to fold
@@ -184,10 +184,20 @@ def main(argv=None):
                     help="scheduler.FOLLOW_A for this run (0: the rule before it)")
     ap.add_argument("--world", default=None,
                     help="a bench.month --sim-dir: compare with the SOC its cars reached")
+    ap.add_argument("--profile-days", type=int, default=None,
+                    help="scheduler.PROFILE_DAYS for this run")
+    ap.add_argument("--scen-dir", action="append", default=None,
+                    help="judge on the month_<household>.json of this folder instead (repeatable; "
+                         "hold-out months: bench.make_month --seed-offset K --out-dir DIR); "
+                         "against the ideal car, figures per folder and for all together")
     ap.add_argument("--rows", action="store_true", help="print every session")
     a = ap.parse_args(argv)
     if a.follow_a is not None:
         S.FOLLOW_A = a.follow_a
+    if a.profile_days is not None:
+        S.PROFILE_DAYS = a.profile_days
+    if a.scen_dir:
+        return holdout(a)
     with open(os.path.join(ROOT, "firmware", "config.json.example")) as f:
         cfg = config.validate(json.load(f))
     rows = []
@@ -220,6 +230,36 @@ def main(argv=None):
         print("ideal - reached: %s" % figs("ideal", "reached"))
     ff = sum(1 for x in rows if x["learned_full"] and x[ref] is not None and x[ref] < 99)
     print("false full vs %s: %d" % (ref, ff))
+
+
+def _figs(e):
+    ab = sorted(abs(v) for v in e)
+    return "max opt %+.1f, median abs %.1f, p95 abs %.1f, optimistic > 1: %d, n %d" % (
+        max(e), _pct(ab, 50), _pct(ab, 95), sum(1 for v in e if v > 1), len(e))
+
+
+def _pct(ab, q):
+    # linear interpolation between ranks, as bench.month's figures
+    k = (len(ab) - 1) * q / 100
+    f = int(k)
+    c = min(f + 1, len(ab) - 1)
+    return ab[f] + (ab[c] - ab[f]) * (k - f)
+
+
+def holdout(a):
+    """The learned rule against the ideal car on other months (no bench run needed)."""
+    with open(os.path.join(ROOT, "firmware", "config.json.example")) as f:
+        cfg = config.validate(json.load(f))
+    every = []
+    for d in a.scen_dir:
+        e, ff = [], 0
+        for n in HOUSEHOLDS:
+            for x in run(n, cfg, RULES[a.rule], a.delay_s, a.margin, d):
+                e.append(x["learned"] - x["ideal"])
+                ff += x["learned_full"] and x["ideal"] < 99
+        print("%s: learned - ideal: %s, false full %d" % (d, _figs(e), ff))
+        every += e
+    print("all: learned - ideal: %s" % _figs(every))
 
 
 if __name__ == "__main__":

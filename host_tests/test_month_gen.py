@@ -54,3 +54,21 @@ def test_generator_makes_the_shipped_files():
     assert text == MM.dump(MM.month(name))              # seeded: the same twice
     with open(MM.path(name)) as f:
         assert f.read() == text                         # and what is shipped
+
+
+def test_a_hold_out_month_differs_and_never_overwrites_the_shipped_one(tmp_path):
+    with pytest.raises(SystemExit):         # argparse error: the shipped files stay
+        MM.main(["--seed-offset", "1"])
+    pytest.importorskip("richardsonpy")
+    other = MM.month("single", seed_offset=1)
+    assert other["house"] != MM.month("single")["house"]
+    assert "seed %d" % (MM.HOUSEHOLDS["single"]["seed"] + 1000) in other["description"]
+
+
+def test_the_offline_judge_takes_other_months(capsys):
+    from bench import month_offline as MO
+    MO.main(["--scen-dir", os.path.join(ROOT, "sim", "scenarios")])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(os.path.join(ROOT, "sim", "scenarios") + ": learned - ideal:")
+    assert out[-1].startswith("all: learned - ideal:") and ", n 110" in out[-1]
+    assert out[0].endswith("false full 0")
