@@ -56,7 +56,7 @@ class Control:
         self.ticks = 0              # the watchdog task feeds only while this moves
         self.gap_ms = 0
         self.oom = 0                # ticks lost to MemoryError (reported)
-        self.ev_prev = 0            # the EV's power last tick, and how many ticks it held still
+        self.ev_prev = 0            # the EV's power last tick, and how many ms it has held still
         self.steady = 0
         # without a measured EV power (docs/architecture.md "The EV's draw"): the draw the total
         # holds (W) once the car has followed, and while it follows a change: the draw before
@@ -200,9 +200,11 @@ class Control:
         # house = the meter's total minus the charger's power, read a moment apart: while the
         # EV's power moves (it follows a new current within seconds) the two disagree by the
         # change. While it rises the estimate can come out low: raise the current again only
-        # after two readings steady within half an amp (cuts never wait). While it falls the
-        # total is paired with the EV's power of the tick before, which a slightly older meter
-        # reading still contains: else each cut looked like a house load step and cut again
+        # after it held within half an amp for a second (two readings on the board; counted in
+        # time, not readings, so ticks slowed by the bus wait no longer; cuts never wait).
+        # While it falls the total is paired with the EV's power of the tick before, which a
+        # slightly older meter reading still contains: else each cut looked like a house load
+        # step and cut again
         if r2:
             ev_w = r2[2] // 10
         elif e and e[3] >= 0:
@@ -212,10 +214,13 @@ class Control:
         if ev_w >= 0:                       # a measured EV power
             st.ev_power_w = ev_w
             d = ev_w - self.ev_prev
-            self.steady = self.steady + 1 if -per_a < 2 * d < per_a else 0
+            if 2 * d <= -per_a or 2 * d >= per_a:
+                self.steady = 0
+            elif self.steady < 60000:       # capped: small ints on the ESP8266
+                self.steady += dt
             house = st.power_w - (self.ev_prev if d < 0 and not self.steady else ev_w)
             self.ev_prev = ev_w
-            wait = self.steady < 2
+            wait = self.steady < 1000
         else:
             st.ev_power_w = ev_w = self.draw(r, st.ev_state, per_a)
             house = st.power_w - ev_w
@@ -236,8 +241,10 @@ class Control:
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100
                    or sp == 0)
+        # the ramp is per second of time gone by: a tick slowed down ramps no slower
         amps, self.ok_since = scheduler.allocate(t_s, house, lim, volt, st.ev_current_a,
-                                                 self.ok_since, ch, blocked)
+                                                 self.ok_since, ch, blocked,
+                                                 dt // 1000 if dt >= 2000 else 1)
         if faults & (S.F_PZEM | S.F_EVSE):
             self.ok_since = -1              # a restart after a fault waits the whole hold
         if 0 < sp < amps:

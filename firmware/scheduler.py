@@ -37,7 +37,7 @@ def day_windows(day, cfg):
     return cfg["_win_we"] if day_type(day, cfg) else cfg["_win"]
 
 
-def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked):
+def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked, secs=1):
     """EV current for this tick, in whole amps, and the updated `ok_since`.
 
     t_s: a monotonic second count (works without a valid clock). house_w: household load, i.e.
@@ -47,8 +47,9 @@ def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked):
     c: the "charger" config dict. blocked: charging is not allowed now (peak without emergency,
     no valid clock, no EV, a fault).
 
-    Cut down at once, ramp up by ramp_a_per_s per tick, pause below the IEC 61851 minimum, and
-    after a pause restart only when headroom for min + 0.5 A has held for restart_hold_s.
+    Cut down at once, ramp up by ramp_a_per_s per second (secs: whole seconds since the tick
+    before, at least 1), pause below the IEC 61851 minimum, and after a pause restart only when
+    headroom for min + 0.5 A has held for restart_hold_s.
     """
     per_a = volt_v * c["phases"]
     room_w = limit_w - house_w
@@ -70,7 +71,7 @@ def allocate(t_s, house_w, limit_w, volt_v, cur_a, ok_since, c, blocked):
         return min_a, ok_since
     if avail_a <= cur_a:
         return avail_a, ok_since
-    up = cur_a + c["ramp_a_per_s"]
+    up = cur_a + c["ramp_a_per_s"] * secs
     return (up if up < avail_a else avail_a), ok_since
 
 

@@ -299,3 +299,22 @@ def test_plan_without_a_start_soc_plans_the_charge_energy():
     assert p is not None, "a plan without a SOC"
     import scheduler
     assert 0 < p[scheduler.P_SOC] <= 100, p
+
+
+@pytest.mark.parametrize("ev_addr", [0, 3], ids=["plain charger", "EV power metered"])
+def test_slow_ticks_ramp_by_the_time_gone_by_not_by_the_tick(monkeypatch, ev_addr):
+    # ticks 20 s apart (a bus that answers late; the simulator at x1200 ticks ~40 s apart): after
+    # a house step down the current rises by ramp_a_per_s per second that went by, and a steady
+    # EV power counts in time, so the car is back at what fits within two ticks, as a board
+    # ticking every 0.5 s would be within those 40 s (not 2 A per two ticks: minutes each)
+    monkeypatch.setattr(control, "_PERIOD_MS", 20000)
+    cfg = cfg_for(limit=5000, hold=60, ev_addr=ev_addr)
+    w = Car(house_w=3300, follow_ms=2000, cap_a=32, ev_pzem=ev_addr, noise_a=0)
+    st, ctl = meter_for(w, cfg)
+    settle(ctl, w, cfg, ms=400000)
+    assert w.want_a() >= (5000 - 3300) // VOLT - 1     # (a plain charger: half an amp to spare)
+    w.house_w = 1200
+    run_for(ctl, w, 2 * 20000 + 1)
+    room = (5000 - 1200) // VOLT
+    assert w.want_a() >= room - 1, w.writes[-4:]
+    assert w.total_w() <= 5000
