@@ -14,10 +14,10 @@ import board
 
 
 async def _display(fb, st, cfg):
-    import oled
     n = 0
     while True:
         try:
+            import oled             # in the loop: at a low heap the import itself may fail
             oled.draw(fb, st, cfg, n // 3 % 3)
         except MemoryError:
             pass                    # a page skipped; the next one in 2 s

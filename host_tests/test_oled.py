@@ -97,3 +97,39 @@ def test_screen_a_line_at_a_time_is_the_full_frame(binary):
     r = subprocess.run([exe, os.path.join(HERE, "mp_oled_check.py")], env=env,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0 and "ALL OK" in r.stdout, r.stdout + r.stderr
+
+
+def test_the_display_task_outlives_a_memory_error_in_its_first_import(monkeypatch):
+    # at a 26K heap the twin's display task died for good: `import oled` at its start found no
+    # 244 B block (the MemoryError ended the task, the OLED stayed dark). Now the import is
+    # retried with the next page.
+    import asyncio
+    import builtins
+    import sys
+    import types
+    fake_board = types.ModuleType("board")
+    pages = []
+
+    async def sleep(ms):
+        if len(pages) >= 2:
+            raise asyncio.CancelledError
+        await asyncio.sleep(0)
+
+    fake_board.sleep = sleep
+    monkeypatch.setitem(sys.modules, "board", fake_board)
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    import app
+    monkeypatch.setattr(oled, "draw", lambda fb, st, cfg, page: pages.append(page))
+    real_import = builtins.__import__
+    failed = []
+
+    def import_(name, *a, **k):
+        if name == "oled" and not failed:
+            failed.append(name)
+            raise MemoryError("memory allocation failed, allocating 244 bytes")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", import_)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(app._display(None, None, None))
+    assert failed and pages == [0, 0]
