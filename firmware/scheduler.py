@@ -88,8 +88,8 @@ PROFILE_DAYS = 1   # type, 96 in all; the plan trusts a slot once it holds this 
                    # night's load beats the plug-in reading (bench.month_offline --months)
 FOLLOW_A = 1       # with a profile the plan counts the car this many amps below the headroom's
                    # whole amps: the profile holds half-hour means, the load moves within them
-                   # and the car follows each step (cut at once, ramped back in 2 A steps after
-                   # steady readings, a pause restarted after restart_hold_s); docs/month.md
+                   # and the car follows each step (cut at once, ramped back at ramp_a_per_s once
+                   # its power held still for 1 s, a pause restarted after restart_hold_s)
 
 
 def day_type(day, cfg):
