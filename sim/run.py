@@ -120,18 +120,22 @@ class Firmware:
         self.gap_max = 0
         self.oom = 0                # control ticks dropped for MemoryError (cumulative)
         self.skips = 0              # shadow writes skipped for want of memory (cumulative)
+        self.qstrs = None           # runtime qstrs when the meter stopped (start.py)
         self.reports = []
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
             [binary, "-X", "heapsize=%d" % heap,
              os.path.join(ROOT, "sim", "hostboard", "start.py")],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        threading.Thread(target=self._read, daemon=True).start()
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
     def _read(self):
         for line in self.proc.stdout:
             self.log.write(line)
             self.log.flush()
+            if line.startswith("qstr pool:"):
+                self.qstrs = int(line.split("n_qstr=")[1].split(",")[0])
             if not line.startswith("{"):
                 continue
             try:
@@ -168,6 +172,7 @@ class Firmware:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        self.reader.join(2)         # its last lines (the qstr count) before the summary
         return self.proc.returncode
 
 
@@ -458,6 +463,7 @@ class Sim:
         summary["tick_gap_max_ms"] = fw.gap_max
         summary["ticks_lost_oom"] = fw.oom
         summary["shadow_writes_skipped"] = fw.skips
+        summary["qstrs"] = fw.qstrs
         summary["twin"] = bool(a.twin or a.frozen)
         summary["frozen"] = bool(a.frozen)
         summary["boot"] = first_boot

@@ -25,4 +25,7 @@ if os.getenv("SIM_PROBE_FREE"):
     gc.collect()
     print("free", gc.mem_free())
     sys.exit(0)
-import main  # noqa: E402,F401
+import main  # noqa: E402,F401  (returns when the meter stops: SIGINT from the harness)
+import micropython  # noqa: E402
+# "qstr pool: n_pool=5, n_qstr=..": the harness's summary `qstrs` (a sixth pool would be 4.5 KB)
+micropython.qstr_info()
