@@ -243,17 +243,20 @@ def markdown(store):
           "car is followed by a ramp of 2 A per pair of steady readings, which takes seconds on "
           "a board and ~3 simulated minutes per step at x2400 (at x600, the first 10 days: about "
           "a third of that loss). The `learned` column is therefore run at x1200 (`--speed "
-          "1200`, ~36 min wall for the four households side by side, ticks ~30 s apart; its run "
-          "row says so); x600 would take ~72 min. The host's wall clock must not move against "
+          "1200`, ~36 min wall for the four households side by side, ticks ~40 s apart; its run "
+          "row says so); x600 would take ~72 min. Since cf617a9 the control loop ramps by "
+          "`ramp_a_per_s` per second gone by and waits for a second of steady EV power, not for "
+          "two readings, so a tick 40 s apart ramps as far as a board's 80 ticks would: at x1200 "
+          "the car now reaches at most 0.9 points less than the ideal car (median 0.1; 2.1 / 0.2 "
+          "before). The host's wall clock must not move against "
           "its monotonic clock during a run (a step, a suspended VM): the emulator's clock "
           "follows time.time(), the firmware's its monotonic ticks from its start, so the two "
           "part (an x600 attempt had the meter 1.46 simulated hours behind the world from day "
-          "10, its cars charging from 23:30; it was discarded). In the x1200 run the emulated "
-          "charger fell back to 0 A (its Modbus timeout, `counts.fallbacks` in world.json: "
-          "15-38 per household against 0-16 in the two x2400 runs before) mostly in the last week, when "
-          "the hourly world.json write is largest and the host was shared: a few minutes "
-          "without charge each time, e.g. family Tue 01 reached 78.8 % where an ideal car "
-          "reaches 87.5 %.",
+          "10, its cars charging from 23:30; it was discarded). In an earlier x1200 run with the "
+          "host shared the emulated charger fell back to 0 A (its Modbus timeout, "
+          "`counts.fallbacks` in world.json) 15-38 times per household, mostly in the last week, "
+          "when the hourly world.json write is largest: a few minutes without charge each time. "
+          "The `learned` run here had 5-8 per household (a twin run of the week beside it).",
           "", "## Every session", "",
           "Local time (UTC+5); *full* marks a plan that said the car would be full.", "",
           "| household | plug-in | SOC in | departs | " + " | ".join(
