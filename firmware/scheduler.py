@@ -85,7 +85,7 @@ def trip_need_pct(km, wh_per_km, reserve_pct, capacity_wh):
 
 SLOT_S = 1800      # the learned household load (meter.learn): half-hour slots, 48 a day per day
 PROFILE_DAYS = 1   # type, 96 in all; the plan trusts a slot once it holds this many days: one
-                   # night's load beats the plug-in reading (bench.month_offline --months)
+                   # night's load beats the plug-in reading (bench.month_offline --scen-dir)
 FOLLOW_A = 1       # with a profile the plan counts the car this many amps below the headroom's
                    # whole amps: the profile holds half-hour means, the load moves within them
                    # and the car follows each step (cut at once, ramped back at ramp_a_per_s once

