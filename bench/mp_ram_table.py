@@ -59,7 +59,10 @@ step("import ssd1306 (frozen)")
 fb = board.display()
 step("OLED driver + frame buffer")
 import oled  # noqa: E402
-step("import oled")
+step("import oled (while a page is drawn)")
+del oled
+del sys.modules["oled"]
+step("oled dropped after its page")
 import umqtt.simple  # noqa: E402
 step("import umqtt.simple (frozen)")
 import netpie  # noqa: E402

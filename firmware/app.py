@@ -17,10 +17,14 @@ async def _display(fb, st, cfg):
     n = 0
     while True:
         try:
-            import oled             # in the loop: at a low heap the import itself may fail
+            # imported for each page and dropped after it: its code would otherwise hold
+            # ~600 B of the heap between pages. At a low heap the import itself may fail
+            import oled
             oled.draw(fb, st, cfg, n // 3 % 3)
         except MemoryError:
             pass                    # a page skipped; the next one in 2 s
+        oled = None
+        sys.modules.pop("oled", None)
         n += 1
         await board.sleep(2000)
 

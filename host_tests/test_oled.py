@@ -119,17 +119,24 @@ def test_the_display_task_outlives_a_memory_error_in_its_first_import(monkeypatc
     monkeypatch.setitem(sys.modules, "board", fake_board)
     monkeypatch.delitem(sys.modules, "app", raising=False)
     import app
-    monkeypatch.setattr(oled, "draw", lambda fb, st, cfg, page: pages.append(page))
+    fake_oled = types.ModuleType("oled")
+    fake_oled.draw = lambda fb, st, cfg, page: pages.append((page, "oled" in sys.modules))
     real_import = builtins.__import__
     failed = []
 
     def import_(name, *a, **k):
-        if name == "oled" and not failed:
-            failed.append(name)
-            raise MemoryError("memory allocation failed, allocating 244 bytes")
+        if name == "oled":
+            if not failed:
+                failed.append(name)
+                raise MemoryError("memory allocation failed, allocating 244 bytes")
+            sys.modules["oled"] = fake_oled
+            return fake_oled
         return real_import(name, *a, **k)
 
     monkeypatch.setattr(builtins, "__import__", import_)
+    monkeypatch.delitem(sys.modules, "oled", raising=False)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(app._display(None, None, None))
-    assert failed and pages == [0, 0]
+    assert failed and pages == [(0, True), (0, True)]
+    # and the module is dropped after each page: its code does not hold the heap between pages
+    assert "oled" not in sys.modules
