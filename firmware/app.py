@@ -4,7 +4,7 @@
 #   persist  1 s    store checkpoints (Control.persist)
 #   display  2 s    OLED pages (oled.py)
 #   cloud           NETPIE telemetry and commands (netpie.py), never awaited by control
-#   clock    hourly NTP (clock.py)
+#   clock    hourly NTP (clock.py, imported for each sync)
 #   watchdog 0.5 s  feeds the hardware WDT while the control task is alive; heap housekeeping
 import gc
 import sys
@@ -69,6 +69,23 @@ async def _watchdog(ctl):
         await asyncio.sleep_ms(500)
 
 
+async def _clock(host):
+    # NTP at boot, every 30 s until a server answers, then hourly (clock.sync). clock.py is
+    # imported for each attempt and dropped after it: between syncs its code would hold about
+    # 0.8 KB of heap (docs/benchmarks.md section 0)
+    addr = [None]                   # the server's address, resolved once
+    while True:
+        ms = 30000
+        try:
+            import clock
+            ms = await clock.sync(board, host, addr)
+        except MemoryError:
+            pass                    # no room to load it now: again in 30 s
+        clock = None
+        sys.modules.pop("clock", None)
+        await board.sleep(ms)
+
+
 def run():
     if board.safe_mode():
         print("safe mode: REPL kept, meter not started")
@@ -120,8 +137,7 @@ async def _run(cfg, st, seq, bad):
     if fb:
         asyncio.create_task(_display(fb, st, cfg))
     if board.NTP and cfg["wifi"]["ssid"]:
-        import clock
-        asyncio.create_task(clock.run(board, cfg["ntp_host"]))
+        asyncio.create_task(_clock(cfg["ntp_host"]))
     if cloud:
         asyncio.create_task(cloud.run())
         del cloud

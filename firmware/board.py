@@ -12,7 +12,7 @@ import network
 CONFIG = "config.json"
 STORE = "store"             # store.py appends 0/1 for its two slots
 SPEED = 1
-NTP = True                  # clock.py syncs the RTC over NTP
+NTP = 123                   # UDP port of the NTP servers clock.py syncs the RTC with
 _VALID_AFTER = 757382400    # 2024-01-01 in ESP8266 seconds: an RTC earlier than this was never set
 
 _wdt = None

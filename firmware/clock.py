@@ -1,8 +1,9 @@
 # NTP: keeps the RTC on UTC (local time = UTC + the configured fixed offset, added by the
 # scheduler). One UDP query with a non-blocking socket, the reply awaited in 50 ms steps, so the
 # control loop never waits on the network. ntptime is not used: its DNS lookup and 1 s socket
-# timeout block. The host name is resolved once (getaddrinfo blocks on lwIP) and cached; give an
-# IP address in config.json to avoid even that.
+# timeout block. The host name is resolved once (getaddrinfo blocks on lwIP) and kept by the
+# caller; give an IP address in config.json to avoid even that. app.py imports this module for
+# each sync and drops it afterwards: between syncs (an hour) its code would hold ~0.8 KB of heap.
 import asyncio
 import socket
 import struct
@@ -34,19 +35,21 @@ async def query(addr, timeout_ms=1000):
         s.close()
 
 
-async def run(board, host):
-    """Task: sync at boot (retry every 30 s until it works), then hourly."""
-    addr = None
-    while True:
-        wait_ms = 30000
-        if board.wifi_ok():
-            try:
-                if addr is None:
-                    addr = socket.getaddrinfo(host, 123)[0][-1]
-                t = await query(addr)
-                if t:
-                    board.set_utc(t)
-                    wait_ms = 3600 * 1000   # the ESP8266 RTC drifts: resync hourly
-            except OSError:
-                addr = None
-        await board.sleep(wait_ms)
+async def sync(board, host, addr):
+    """One attempt: sets the board's RTC when the server at host (UDP port board.NTP) answers.
+    addr is [the server's address or None], resolved here once and kept by the caller.
+    -> ms until the next attempt: an hour after a good answer (the ESP8266 RTC drifts),
+    30 s otherwise."""
+    if not board.wifi_ok():
+        return 30000
+    try:
+        if addr[0] is None:
+            addr[0] = socket.getaddrinfo(host, board.NTP)[0][-1]
+        t = await query(addr[0])
+    except OSError:
+        addr[0] = None
+        return 30000
+    if not t:
+        return 30000
+    board.set_utc(t)
+    return 3600000

@@ -123,6 +123,19 @@ def test_without_a_valid_clock_normal_charging_is_held(tmp_path):
     # the OLED says why (page 2 is shown at some point): "no time:EV held"
     lines = [json.loads(x) for x in log.splitlines() if x.startswith('{"t"')]
     assert lines and all(x["ev_a"] == 0 for x in lines)
+    assert s["ntp_syncs"] == 0          # the NTP stand-in is silent while the clock is not valid
+
+
+def test_the_meter_syncs_its_clock_over_ntp_at_boot(tmp_path):
+    # clock.py on the real unix port against the simulator's NTP stand-in (UDP on 127.0.0.1),
+    # which serves the simulated time: the meter takes it to the second (it reads the answer
+    # up to 50 ms after it came, 3 simulated seconds at x60)
+    scen = {"start": "2025-01-15 12:00", "house": [{"at": "12:00", "w": 500}]}
+    s, world, log = run_sim(tmp_path, scen, hours=0.1, speed=60)
+    ran_ok(s, log)
+    assert s["ntp_syncs"] == 1, log[-1500:]     # at boot; the next one is an hour later
+    assert s["ntp_error_max_s"] <= 0.1 * 60 + 1
+    assert "clock" not in s["faults"]
 
 
 def cuts_per_step(world, steps):

@@ -42,6 +42,7 @@ def test_the_twin_holds_an_evening_of_cloud_faults_and_plan_changes_at_the_guard
     assert s["shadow_writes_skipped"] == 0
     assert s["qstrs"] is not None and s["qstrs"] < QSTR_LIMIT, s["qstrs"]
     assert s["commands_sent"] == 12
+    assert s["ntp_syncs"] >= 7          # clock.py at boot, then hourly: its imports and sockets
     # it did go through what the scenario holds: faults seen, a plan made and changed
     assert {"pzem", "charger"} <= set(s["faults"])
     with open(d / "reports.json") as f:

@@ -124,6 +124,7 @@ class Firmware:
         self.oom = 0                # control ticks dropped for MemoryError (cumulative)
         self.skips = 0              # shadow writes skipped for want of memory (cumulative)
         self.qstrs = None           # runtime qstrs when the meter stopped (start.py)
+        self.ntp = []               # each NTP sync: the time clock.py took minus the sim's (s)
         self.reports = []
         self.log = open(log_path, "a")
         self.proc = subprocess.Popen(
@@ -152,6 +153,8 @@ class Firmware:
                 d["plan"][1] += EPOCH_2000
             if "boot" in d:
                 self.boot = d
+            if "ntp" in d:
+                self.ntp.append(d["ntp"] - d["utc"])
             if "fatal" in d:
                 self.fatal = d["fatal"]
             if "heap" in d:
@@ -213,6 +216,7 @@ class Sim:
         self.cloud = None
         self.mqtt = None
         self.dash_port = None
+        self.ntp = None
 
     def env(self):
         e = dict(os.environ, SIM_DIR=self.dir, SIM_EPOCH=str(self.epoch),
@@ -221,7 +225,15 @@ class Sim:
                  SIM_HOSTBOARD=os.path.join(ROOT, "sim", "hostboard"))
         if self.a.clock:
             e["SIM_CLOCK"] = self.a.clock
+        if self.ntp is not None:
+            e["SIM_NTP_PORT"] = str(self.ntp.port)
         return e
+
+    def clock_valid(self):
+        """Whether the simulated clock is valid (SIM_CLOCK; never before the anchor, as on the
+        host board): the NTP stand-in is silent until then."""
+        c = self.a.clock
+        return c != "none" and self.now() - self.epoch >= (float(c) if c else 0)
 
     def now(self):
         return self.epoch + (time.time() - self.anchor) * self.a.speed
@@ -303,6 +315,13 @@ class Sim:
             self.frozen_extra = 0
         if not a.no_cloud:
             self.start_cloud()
+        # NTP as on a board: clock.py syncs against a local stand-in serving the simulated time
+        # (the clock task runs only with a WiFi network configured: a name for the host's)
+        from sim import ntp_standin
+        self.ntp = ntp_standin.NtpStandin(self.now, self.clock_valid)
+        self.cfg["ntp_host"] = "127.0.0.1"
+        wifi = self.cfg.setdefault("wifi", {"ssid": "", "password": ""})
+        wifi["ssid"] = wifi.get("ssid") or "sim"
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             json.dump(self.cfg, f)
         env = self.env()
@@ -393,6 +412,7 @@ class Sim:
                     fw.gap_max = old.gap_max
                     fw.oom = old.oom
                     fw.skips = old.skips
+                    fw.ntp = old.ntp
                     fw.reports = old.reports
                     for _ in range(500):
                         if fw.boot or fw.proc.poll() is not None:
@@ -430,6 +450,7 @@ class Sim:
             self.mqtt.loop_stop()
             self.mqtt.disconnect()
             self.cloud.stop()
+        self.ntp.stop()
         with open(os.path.join(self.dir, "world.json")) as f:
             world = json.load(f)
         faults = [n for i, n in enumerate(FAULTS) if fw.faults_seen >> i & 1]
@@ -467,6 +488,10 @@ class Sim:
         summary["ticks_lost_oom"] = fw.oom
         summary["shadow_writes_skipped"] = fw.skips
         summary["qstrs"] = fw.qstrs
+        # NTP syncs clock.py made, and how far the time it took was from the simulated clock
+        # (an answer is read up to 50 ms after it came: x speed in simulated seconds)
+        summary["ntp_syncs"] = len(fw.ntp)
+        summary["ntp_error_max_s"] = max((abs(x) for x in fw.ntp), default=None)
         summary["twin"] = bool(a.twin or a.frozen)
         summary["frozen"] = bool(a.frozen)
         summary["boot"] = first_boot

@@ -18,7 +18,7 @@ import time
 _DIR = os.getenv("SIM_DIR") or "sim/run"
 CONFIG = os.getenv("SIM_CONFIG") or "firmware/config.json.example"
 STORE = _DIR + "/store"
-NTP = False     # the simulated clock needs no NTP
+NTP = int(os.getenv("SIM_NTP_PORT") or 0)   # the NTP stand-in's UDP port (sim/ntp_standin.py)
 SPEED = float(os.getenv("SIM_SPEED") or "1")
 
 
@@ -46,12 +46,12 @@ _relays = {}
 
 
 def _nop(*a):
-    # safe_mode (never on the host), set_utc (the clock is simulated), wifi (always up)
+    # safe_mode (never on the host), wifi (always up)
     return None
 
 
 # feed and watchdog too: the harness watches the control task's tick gaps (report lines)
-safe_mode = set_utc = wifi = feed = watchdog = _nop
+safe_mode = wifi = feed = watchdog = _nop
 _WRAP = 1000000000     # simulated ms wrap here (small ints on a 31-bit build)
 
 
@@ -164,6 +164,15 @@ def sleep(ms):
 
 def wifi_ok():
     return True
+
+
+def set_utc(t):
+    # the simulated clock stays the authority; the harness checks that the NTP answer clock.py
+    # took (UTC s since 2000) is the simulated time (sim/run.py, summary "ntp_syncs")
+    try:
+        report('{"ntp":%d,"utc":%d}' % (t, utc()))
+    except MemoryError:
+        pass
 
 
 REPORT = True       # status lines on stdout for the harness
