@@ -116,3 +116,53 @@ def test_the_standin_answers_only_client_requests():
     assert int.from_bytes(r[44:48], "big") == 2 ** 31   # .5 s
     assert ntp_standin.reply(bytes([0x24]) + bytes(47), 0) is None    # a server's packet
     assert ntp_standin.reply(bytes(20), 0) is None
+
+
+def test_the_clock_task_drops_clock_py_between_attempts_and_outlives_a_memory_error(monkeypatch):
+    # app._clock imports clock.py for each attempt and drops it (its code is not held for the
+    # hour between syncs); a MemoryError in that import costs one attempt, retried in 30 s, and
+    # the resolved address is kept from one attempt to the next
+    import asyncio
+    import builtins
+    import sys
+    import types
+    fake_board = types.ModuleType("board")
+    waits = []
+
+    async def sleep(ms):
+        waits.append((ms, "clock" in sys.modules))
+        if len(waits) >= 3:
+            raise asyncio.CancelledError
+        await asyncio.sleep(0)
+
+    fake_board.sleep = sleep
+    monkeypatch.setitem(sys.modules, "board", fake_board)
+    monkeypatch.delitem(sys.modules, "app", raising=False)
+    monkeypatch.delitem(sys.modules, "clock", raising=False)
+    import app
+    fake_clock = types.ModuleType("clock")
+    calls = []
+
+    async def sync(board, host, addr):
+        calls.append((host, addr[0]))
+        addr[0] = ("192.0.2.1", 123)
+        return 3600000
+
+    fake_clock.sync = sync
+    real_import = builtins.__import__
+    failed = []
+
+    def import_(name, *a, **k):
+        if name == "clock":
+            if not failed:
+                failed.append(name)
+                raise MemoryError("memory allocation failed, allocating 96 bytes")
+            sys.modules["clock"] = fake_clock
+            return fake_clock
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", import_)
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(app._clock("pool.ntp.org"))
+    assert waits == [(30000, False), (3600000, False), (3600000, False)]
+    assert calls == [("pool.ntp.org", None), ("pool.ntp.org", ("192.0.2.1", 123))]
