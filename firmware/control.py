@@ -78,6 +78,12 @@ class Control:
         self.slot = -1
         self.hw = self.hd = self.h0 = self.hl = 0
         self.learned = False
+        # what decide() leaves for the charger write and finish() in the same tick: W per amp,
+        # the household load (W), emergency power and a demand-response limit in force
+        self.per_a = 230
+        self.house_w = 0
+        self.emerg = False
+        self.dr = False
 
     def decide(self, dt, r, r2, e):
         # readings in (PZEM r, the EV circuit's PZEM r2, charger e: None missed, 0 spoilt):
@@ -256,7 +262,6 @@ class Control:
             # without a measured EV power a raise is 2 A or more: the +-0.5 A of a real car
             # hides whether it followed 1 A (and a raise it seems not to follow caps the car)
             amps = st.ev_current_a
-        # what finish() needs from this tick
         self.per_a = per_a
         self.house_w = house
         self.emerg = emerg
