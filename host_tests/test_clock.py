@@ -11,7 +11,7 @@ import threading
 
 import pytest
 
-from conftest import FIRMWARE, ROOT, micropython_bin
+from conftest import FIRMWARE, ROOT, app_over_a_fake_board, import_fails_once, micropython_bin
 from sim import ntp_standin
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -123,10 +123,8 @@ def test_the_clock_task_drops_clock_py_between_attempts_and_outlives_a_memory_er
     # hour between syncs); a MemoryError in that import costs one attempt, retried in 30 s, and
     # the resolved address is kept from one attempt to the next
     import asyncio
-    import builtins
     import sys
     import types
-    fake_board = types.ModuleType("board")
     waits = []
 
     async def sleep(ms):
@@ -135,11 +133,7 @@ def test_the_clock_task_drops_clock_py_between_attempts_and_outlives_a_memory_er
             raise asyncio.CancelledError
         await asyncio.sleep(0)
 
-    fake_board.sleep = sleep
-    monkeypatch.setitem(sys.modules, "board", fake_board)
-    monkeypatch.delitem(sys.modules, "app", raising=False)
-    monkeypatch.delitem(sys.modules, "clock", raising=False)
-    import app
+    app = app_over_a_fake_board(monkeypatch, sleep)
     fake_clock = types.ModuleType("clock")
     calls = []
 
@@ -149,20 +143,8 @@ def test_the_clock_task_drops_clock_py_between_attempts_and_outlives_a_memory_er
         return 3600000
 
     fake_clock.sync = sync
-    real_import = builtins.__import__
-    failed = []
-
-    def import_(name, *a, **k):
-        if name == "clock":
-            if not failed:
-                failed.append(name)
-                raise MemoryError("memory allocation failed, allocating 96 bytes")
-            sys.modules["clock"] = fake_clock
-            return fake_clock
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", import_)
+    failed = import_fails_once(monkeypatch, "clock", fake_clock, 96)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(app._clock("pool.ntp.org"))
-    assert waits == [(30000, False), (3600000, False), (3600000, False)]
+    assert failed and waits == [(30000, False), (3600000, False), (3600000, False)]
     assert calls == [("pool.ntp.org", None), ("pool.ntp.org", ("192.0.2.1", 123))]

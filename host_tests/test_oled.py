@@ -7,7 +7,8 @@ import subprocess
 
 import pytest
 
-from conftest import BUILD_LIB, FIRMWARE, ROOT, micropython_bin
+from conftest import (BUILD_LIB, FIRMWARE, ROOT, app_over_a_fake_board, import_fails_once,
+                      micropython_bin)
 
 import config
 import meter
@@ -104,10 +105,8 @@ def test_the_display_task_outlives_a_memory_error_in_its_first_import(monkeypatc
     # 244 B block (the MemoryError ended the task, the OLED stayed dark). Now the import is
     # retried with the next page.
     import asyncio
-    import builtins
     import sys
     import types
-    fake_board = types.ModuleType("board")
     pages = []
 
     async def sleep(ms):
@@ -115,26 +114,10 @@ def test_the_display_task_outlives_a_memory_error_in_its_first_import(monkeypatc
             raise asyncio.CancelledError
         await asyncio.sleep(0)
 
-    fake_board.sleep = sleep
-    monkeypatch.setitem(sys.modules, "board", fake_board)
-    monkeypatch.delitem(sys.modules, "app", raising=False)
-    import app
+    app = app_over_a_fake_board(monkeypatch, sleep)
     fake_oled = types.ModuleType("oled")
     fake_oled.draw = lambda fb, st, cfg, page: pages.append((page, "oled" in sys.modules))
-    real_import = builtins.__import__
-    failed = []
-
-    def import_(name, *a, **k):
-        if name == "oled":
-            if not failed:
-                failed.append(name)
-                raise MemoryError("memory allocation failed, allocating 244 bytes")
-            sys.modules["oled"] = fake_oled
-            return fake_oled
-        return real_import(name, *a, **k)
-
-    monkeypatch.setattr(builtins, "__import__", import_)
-    monkeypatch.delitem(sys.modules, "oled", raising=False)
+    failed = import_fails_once(monkeypatch, "oled", fake_oled, 244)
     with pytest.raises(asyncio.CancelledError):
         asyncio.run(app._display(None, None, None))
     assert failed and pages == [(0, True), (0, True)]
