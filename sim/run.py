@@ -313,10 +313,6 @@ class Sim:
             # modules come first on sys.path)
             binary = twin_binary(a.frozen)
             self.frozen_extra = 0
-        # the simulated clock starts now, not when the run was set up: building the image or a
-        # twin (~20 s for the frozen one on a fresh clone) would otherwise eat the scenario's
-        # first simulated hours (at x600 20 s are 3.3 h, and the meter booted into them)
-        self.anchor = time.time() + 1.0
         if not a.no_cloud:
             self.start_cloud()
         # NTP as on a board: clock.py syncs against a local stand-in serving the simulated time
@@ -342,9 +338,6 @@ class Sim:
         img = os.path.getsize(self.image) + self.frozen_extra
         # on the twin the cap is exact: `gc.mem_free()` when main.py starts, as on a board
         heap = calibrated_heap(binary, env, cap, img) if a.twin or a.frozen else cap + img
-        # the meter boots once the simulated clock has started (the host board's clock reads 0,
-        # not valid, before SIM_ANCHOR)
-        time.sleep(max(0.0, self.anchor - time.time()))
         fw = Firmware(env, heap, os.path.join(self.dir, "firmware.log"), binary)
         for _ in range(500):
             if fw.boot or fw.fatal or fw.proc.poll() is not None:
