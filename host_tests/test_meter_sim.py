@@ -126,6 +126,25 @@ def test_without_a_valid_clock_normal_charging_is_held(tmp_path):
     assert s["ntp_syncs"] == 0          # the NTP stand-in is silent while the clock is not valid
 
 
+def test_the_host_boards_clock_stands_at_the_start_before_the_anchor():
+    # the harness anchors its clock a second after it sets up; a meter that boots within that
+    # second read "no clock" and showed a clock fault (a CI run's NTP test): it must read the start
+    import os
+    import subprocess
+    import time
+    from conftest import ROOT, micropython_bin
+    epoch = 1736942400      # 2025-01-15 12:00 UTC
+    code = ("import sys; sys.path.insert(0, %r)\nimport board\nprint(board.utc())"
+            % os.path.join(ROOT, "sim", "hostboard"))
+    for clock, want in (("ok", epoch - 946684800), ("none", 0), ("60", 0)):
+        env = dict(os.environ, SIM_EPOCH=str(epoch), SIM_ANCHOR=repr(time.time() + 30),
+                   SIM_SPEED="60", SIM_CLOCK=clock)
+        out = subprocess.run([micropython_bin(), "-c", code], env=env, capture_output=True,
+                             text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        assert int(out.stdout) == want, (clock, out.stdout)
+
+
 def test_the_meter_syncs_its_clock_over_ntp_at_boot(tmp_path):
     # clock.py on the real unix port against the simulator's NTP stand-in (UDP on 127.0.0.1),
     # which serves the simulated time: the meter takes it to the second (it reads the answer
