@@ -23,6 +23,7 @@ for _name in (
     "netpie",
     "oled",
     "pzem",
+    "pzem_setup",
     "scheduler",
     "state",
     "store",

@@ -104,6 +104,7 @@ class Bus:
         # Send the request (_frame), receive the reply into rx. Returns the reply length, 0 for
         # none/bad/exception. Callers parse rx right after the await returns (no await in
         # between), so the busy flag only needs to cover the transfer itself.
+        # Also called by pzem_setup.py (REPL only) for FC06 and the bare FC 0x42 request.
         while self.busy:              # another task's transfer: wait for the bus
             await _sleep(_POLL_MS)
         self.busy = True
@@ -201,11 +202,3 @@ class Bus:
         if not 0 < len(values) <= (_TXLEN - 9) // 2:
             return False
         return await self._xfer(addr, 16, start, len(values), values) > 0
-
-    async def write_reg(self, addr, reg, value):
-        # FC06 -> True when the slave echoed the request
-        return await self._xfer(addr, 6, reg, value, None) > 0
-
-    async def command(self, addr, fc):
-        # bare request `addr fc CRC` answered by an echo (PZEM 0x42 reset energy) -> bool
-        return await self._xfer(addr, fc, -1, 0, None) > 0

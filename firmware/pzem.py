@@ -1,6 +1,7 @@
 # PZEM-004T v3.0 over modbus.Bus. Input registers 0x0000-0x0009 (FC04), 32-bit values low word first:
 # 0 voltage 0.1 V, 1/2 current 1 mA, 3/4 power 0.1 W, 5/6 energy 1 Wh, 7 frequency 0.1 Hz,
 # 8 power factor 0.01, 9 alarm (0xFFFF = power above the threshold in holding register 1).
+# Resetting its energy and setting its address are REPL jobs: pzem_setup.py.
 
 
 async def read(bus, addr):
@@ -11,15 +12,3 @@ async def read(bus, addr):
     return (r[0], r[1] | r[2] << 16, r[3] | r[4] << 16, r[5] | r[6] << 16, r[7], r[8],
             1 if r[9] else 0)
 
-
-async def reset_energy(bus, addr):
-    # FC 0x42: request `addr 42 CRC`, reply is the same 4 bytes
-    return await bus.command(addr, 0x42)
-
-
-async def set_address(bus, new_addr):
-    # FC06 register 0x0002 through the general address 0xF8, which EVERY PZEM answers:
-    # only with this PZEM alone on the line (docs/charger-modbus.md, "PZEM on the same bus").
-    if not 1 <= new_addr <= 0xF7:
-        return False
-    return await bus.write_reg(0xF8, 2, new_addr)

@@ -10,6 +10,7 @@ import asyncio
 
 import modbus
 import pzem
+import pzem_setup
 import evse
 from board import Pty as PtyUart     # the host board's UART over the pty
 
@@ -66,7 +67,7 @@ async def full(bus):
     check(p2[2] > p[2] + 25000, "PZEM sees the EV", (p[2], p2[2]))
 
     # energy reset
-    check(await pzem.reset_energy(bus, PA), "reset energy")
+    check(await pzem_setup.reset_energy(bus, PA), "reset energy")
     p3 = await pzem.read(bus, PA)
     check(p3 is not None and p3[3] < p2[3] and p3[3] < 1000, "energy reset", (p2[3], p3))
 
@@ -78,7 +79,7 @@ async def full(bus):
           "pzem bad register -> exception 2")
     check(not await bus.write_regs(CA, 1002, (1,)) and bus.last_exc == 2, "read-only -> exception 2")
     check(not await evse.set_current(bus, CA, 200) and bus.last_exc == 3, "200 A -> exception 3")
-    check(not await pzem.reset_energy(bus, CA) and bus.last_exc == 1, "0x42 at charger -> exception 1")
+    check(not await pzem_setup.reset_energy(bus, CA) and bus.last_exc == 1, "0x42 at charger -> exception 1")
 
     # absent address: silence
     t, x = bus.timeouts, bus.exceptions
@@ -124,10 +125,10 @@ async def full(bus):
     check(r is not None and 2000 < r[0] < 2500, "good read after late replies", r)
 
     # PZEM re-addressing through 0xF8 (only the PZEM answers the general address)
-    check(await pzem.set_address(bus, 5), "set_address 5")
+    check(await pzem_setup.set_address(bus, 5), "set_address 5")
     check(await pzem.read(bus, 5) is not None, "pzem answers at 5")
     check(await pzem.read(bus, PA) is None, "old address silent")
-    check(await pzem.set_address(bus, PA), "set_address back")
+    check(await pzem_setup.set_address(bus, PA), "set_address back")
     check(await pzem.read(bus, PA) is not None, "pzem answers at old address again")
 
     # communication timeout -> safe current

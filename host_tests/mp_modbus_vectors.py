@@ -10,6 +10,7 @@ except ImportError:
 
 import modbus
 import pzem
+import pzem_setup
 import evse
 
 
@@ -151,12 +152,11 @@ async def main():
     eq(u.sent[-1], frame(hx("02 10 03 e8 00 01 02 00 10")), "FC16 frame")
     ok = await evse.set_current(bus, 2, 5)
     eq(u.sent[-1], frame(hx("02 10 03 e8 00 01 02 00 00")), "5 A -> 0")
-    eq(await pzem.reset_energy(bus, 1), True, "reset")
+    eq(await pzem_setup.reset_energy(bus, 1), True, "reset")
     eq(u.sent[-1], hx("01 42 80 11"), "reset frame")
-    eq(await pzem.set_address(bus, 1), True, "set_address")
+    eq(await pzem_setup.set_address(bus, 1), True, "set_address")
     eq(u.sent[-1], hx("f8 06 00 02 00 01 fd a3"), "set-address frame")
-    eq(await pzem.set_address(bus, 0), False, "set_address range")
-    eq(await bus.write_reg(2, 1004, 1), True, "FC06")
+    eq(await pzem_setup.set_address(bus, 0), False, "set_address range")
 
     e = await evse.read(bus, 2)
     eq(e, (0, 2, 47, 0, 0x12345), "evse read")
