@@ -57,14 +57,12 @@ _DAYS = "mon tue wed thu fri sat sun"
 
 
 def _hhmm(text, field):
-    # "HH:MM" -> minute of day
-    try:
-        h, m = text.split(":")
-        h = int(h)
-        m = int(m)
-    except (ValueError, AttributeError):
+    # "HH:MM" -> minute of day (digits only: int() would also take " 7" and "+7")
+    if len(text) != 5 or text[2] != ":" or not (text[:2] + text[3:]).isdigit():
         raise ValueError(field + ": want HH:MM")
-    if not (0 <= h < 24 and 0 <= m < 60) or len(text) != 5:
+    h = int(text[:2])
+    m = int(text[3:])
+    if not (0 <= h < 24 and 0 <= m < 60):
         raise ValueError(field + ": want HH:MM 00:00-23:59")
     return h * 60 + m
 
@@ -90,7 +88,8 @@ def _windows(peak, name):
 def _date(text, field):
     # "YYYY-MM-DD" (2000-2099) -> days since 2000-01-01, the meter's epoch
     try:
-        if len(text) != 10 or text[4] != "-" or text[7] != "-":
+        if len(text) != 10 or text[4] != "-" or text[7] != "-" or not (
+                text[:4] + text[5:7] + text[8:]).isdigit():
             raise ValueError
         y = int(text[:4])
         m = int(text[5:7])
@@ -156,9 +155,10 @@ def validate(cfg):
         raise ValueError("weekend: want a list of day names mon..sun")
     m = 0
     for d in wk:
-        if not isinstance(d, str) or len(d) != 3 or d not in _DAYS:
+        i = _DAYS.find(d) if isinstance(d, str) and len(d) == 3 else -1
+        if i < 0 or i % 4:      # a whole name, not "on " or "n t" out of _DAYS
             raise ValueError("weekend: want a list of day names mon..sun")
-        m |= 1 << _DAYS.index(d) // 4
+        m |= 1 << i // 4
     cfg["_wkend"] = m
     hol = cfg["holidays"]
     if not isinstance(hol, list) or len(hol) > 32:

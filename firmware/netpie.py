@@ -304,10 +304,12 @@ class Cloud:
             s.write(a)
             s.write(b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
             self.ph = 2
-            # fields the shadow may not hold: send again; settings not echoed stay marked
+            # fields the shadow may not hold: send again, the slow ones and the power too (the
+            # minute counts from the last write); settings not echoed stay marked
             for i in range(_N):
                 if i > 2 or self.uc >> i & 1:
                     self.h[i] = -1
+            self.ts = self.tw - 60
             return
         s = m.sock
         for _ in range(6):      # at most 6 packets per step
@@ -662,9 +664,10 @@ class Cloud:
             n = len(d)
         try:
             a = b"@msg/" + self.c["netpie"]["alias"].encode() + b"/"
-            if d is None:               # too big for the buffer: already dropped
+            if d is None:               # too big for the buffer (or its topic): already dropped
                 st.error = (t[len(a):].decode()[:24] + ": too long" if t[:len(a)] == a else
-                            "cloud: message of %d B dropped (limit %d B)" % (n, _BUF))
+                            "cloud: message of %d B dropped (limit %d B)" % (n, _BUF) if t else
+                            "cloud: topic over %d B dropped" % _TOPIC)
                 st.dirty = True
                 return
             if t[:len(a)] == a:

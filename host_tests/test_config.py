@@ -46,6 +46,12 @@ def test_defaults_fill_optional_groups():
     ("peak", ["17:00-17:00"], "peak[0]"),
     ("peak", ["25:00-02:00"], "peak[0]"),
     ("peak", ["7:00-22:00"], "peak[0]"),
+    ("peak", [" 7:00-22:00"], "peak[0]"),       # int() takes " 7" and "+7": the meter does not
+    ("peak", ["+7:00-22:00"], "peak[0]"),
+    ("peak_weekend", ["10:00-1_:00"], "peak_weekend[0]"),
+    ("weekend", ["on "], "weekend"),            # a piece of "mon tue ...", not a day name
+    ("weekend", ["n t"], "weekend"),
+    ("holidays", ["2025-+1-05"], "holidays[0]"),
     ("loads", [{"name": "a", "pin": 12, "rated_w": 1, "critical": "no"}], "loads[0].critical"),
     ("loads", [{"name": "a", "pin": 13, "rated_w": 1, "critical": True}], "loads[0].pin"),
     ("loads", [{"name": "a", "pin": 12, "rated_w": 1, "critical": True},

@@ -148,6 +148,40 @@ def test_peak_accounting_respects_emergency():
     assert w.ev_energy_peak_wh == pytest.approx(p * 3, rel=0.01)   # 17-18 and 19-21
 
 
+def test_peak_accounting_follows_the_meters_tariff_calendar():
+    # Saturday 2025-01-18: the weekend's peak_weekend windows, not the weekday `peak`
+    cfg = dict(CFG, peak=["17:00-22:00"], peak_weekend=["10:00-11:00"])
+    w = make({"start": "2025-01-18 09:00", "ev": [{"at": "09:00", "soc": 20}]}, cfg)
+    w.charger_write(1000, [10])
+    w.advance(w.t0 + 10 * 3600)                 # 09:00-19:00
+    p = 10 * w.voltage
+    assert w.ev_energy_peak_wh == pytest.approx(p * 1, rel=0.01)    # 10-11 only
+    # a holiday is a weekend day too; the Monday after is a weekday again
+    cfg["holidays"] = ["2025-01-20"]
+    w = make({"start": "2025-01-20 16:00", "ev": [{"at": "16:00", "soc": 20}]}, cfg)
+    w.charger_write(1000, [10])
+    w.advance(w.t0 + 3 * 3600)
+    assert w.ev_energy_peak_wh == 0
+    w = make({"start": "2025-01-21 16:00", "ev": [{"at": "16:00", "soc": 20}]}, cfg)
+    w.charger_write(1000, [10])
+    w.advance(w.t0 + 3 * 3600)
+    assert w.ev_energy_peak_wh == pytest.approx(10 * w.voltage * 2, rel=0.01)
+
+
+def test_a_second_car_does_not_inherit_the_first_ones_figures():
+    scen = {"ev_model": {"onboard_a": 16, "noise_a": 0.5},
+            "ev": [{"at": "06:00", "soc": 40, "onboard_a": 10, "noise_a": 0, "follow_s": 4,
+                    "capacity_wh": 30000, "efficiency": 0.8},
+                   {"at": "07:00", "plug": False}, {"at": "08:00", "soc": 40}]}
+    w = make(scen)
+    w.advance(w.t0 + 60)
+    assert (w.onboard_a, w.noise_a, w.follow_s, w.capacity_wh, w.efficiency) == (
+        10, 0, 4, 30000, 0.8)
+    w.advance(w.t0 + 2.5 * 3600)
+    assert (w.onboard_a, w.noise_a, w.follow_s, w.capacity_wh, w.efficiency) == (
+        16, 0.5, None, CFG["battery"]["capacity_wh"], CFG["battery"]["efficiency"])
+
+
 def test_emergency_over_limit_and_breaker():
     scen = {"house": [{"at": "06:00", "w": 3000}], "ev": [{"at": "06:00", "soc": 20}],
             "commands": [{"at": "06:30", "cmd": "emergency", "value": True}]}

@@ -521,6 +521,14 @@ def test_a_payload_bigger_than_the_buffer_is_dropped_in_pieces_with_an_error(mon
     m.sock.rx += packet("@msg/%s/target" % alias, big)
     c._step()
     assert st.error == "target: too long" and st.target_min == -1
+    # a topic over 64 B is skipped in pieces too; the error says it was the topic
+    m.sock.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
+    m.sock.rx += packet("@msg/%s/emergency" % alias, b"off")
+    c._step()
+    assert st.emergency is False and not m.sock.rx and st.error == ""
+    m.sock.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
+    c._step()
+    assert st.error == "cloud: topic over 64 B dropped" and st.target_min == -1
 
 
 def test_connect_refused_is_an_auth_fault(monkeypatch):

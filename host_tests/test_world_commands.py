@@ -236,3 +236,28 @@ def test_a_config_that_is_not_json_gets_the_meters_refusal_not_a_traceback(tmp_p
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {
         "error": "firmware did not run", "fatal": "config: not valid JSON"}
+
+
+@pytest.mark.parametrize("change, fatal", [
+    ({"loads": [{"name": "heater", "critical": False}]},
+     "loads[0].pin: want a free, unused GPIO: 12, 14 or 16"),
+    ({"peak": "17:00-22:00"}, "peak: want a list of up to 8 'HH:MM-HH:MM' windows"),
+    ({"peak": ["1700-2200"]}, "peak[0]: want 'HH:MM-HH:MM'"),
+    ({"tz_offset_min": "abc"}, "tz_offset_min: want an integer -720..840"),
+])
+def test_a_config_the_world_cannot_run_on_gets_the_meters_refusal_not_a_traceback(
+        tmp_path, change, fatal):
+    # the emulator's world and the harness's agenda cannot be built on these either: the run
+    # stops before it starts, with the words the meter would show (docs/scenario.md)
+    import subprocess
+    import sys
+    cfg = base_config()
+    cfg.update(change)
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps(cfg))
+    r = subprocess.run([sys.executable, "-m", "sim.run", "--hours", "0.01", "--no-cloud",
+                        "--config", str(bad), "--sim-dir", str(tmp_path / "run")],
+                       cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+    assert json.loads(r.stdout.strip().splitlines()[-1]) == {
+        "error": "firmware did not run", "fatal": fatal}

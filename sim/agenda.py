@@ -7,7 +7,7 @@ newcomer does not wait twenty real minutes for the EV to arrive.
 """
 import time
 
-from sim.world import parse_at, scenario_epoch, scenario_commands
+from sim.world import day_peaks, firmware_config, parse_at, scenario_epoch, scenario_commands
 
 LEAD_S = 5 * 60         # the live view starts this long (simulated) before the first event
 
@@ -35,12 +35,12 @@ def agenda(cfg, scen):
         out.append((parse_at(at, cfg, scen), "the app sends %s %s" % (cmd, p)))
     start = scenario_epoch(cfg, scen)
     days = int(float(scen.get("hours") or 24) // 24) + 1
+    fcfg = firmware_config(cfg)
     for d in range(days + 1):
-        for w in cfg.get("peak", []):
-            a = w.split("-")[0]
+        for a, b in day_peaks(fcfg, parse_at(("+%dd 12:00" % d) if d else "12:00", cfg, scen)):
             t = parse_at(("+%dd %s" % (d, a)) if d else a, cfg, scen)
             if t >= start:
-                out.append((t, "peak tariff starts (%s)" % w))
+                out.append((t, "peak tariff starts (%s-%s)" % (a, b)))
     out.sort(key=lambda x: x[0])
     return out
 

@@ -198,19 +198,30 @@ class Sim:
                 # the firmware refuses this file at boot with the same words (config.load)
                 raise ConfigRefused("config: not valid JSON")
         sys.path.insert(0, ROOT)
-        from sim.world import parse_at, scenario_commands, scenario_epoch
+        from sim.world import World, config_refusal, parse_at, scenario_commands, scenario_epoch
         from sim import agenda
-        self.epoch = scenario_epoch(self.cfg, self.scen)
-        self.agenda = agenda.agenda(self.cfg, self.scen)
-        if a.start:
-            # a later start: the emulator applies the scenario's earlier events as its
-            # initial state, commands due before it are sent once the meter is linked
-            self.epoch = max(self.epoch, int(parse_at(a.start, self.cfg, self.scen)))
-        elif not a.hours:
-            self.epoch = agenda.live_start(self.cfg, self.scen)
-        # checked before anything starts (ScenarioError); same-time commands keep file order
-        self.cmds = sorted(((parse_at(at, self.cfg, self.scen), cmd, p)
-                            for at, cmd, p in scenario_commands(self.scen)), key=lambda c: c[0])
+        # a config the meter refuses still runs (its boot report says why: the summary's
+        # `fatal`) unless the emulator's world cannot be built on it either
+        why = config_refusal(self.cfg)
+        try:
+            self.epoch = scenario_epoch(self.cfg, self.scen)
+            self.agenda = agenda.agenda(self.cfg, self.scen)
+            if a.start:
+                # a later start: the emulator applies the scenario's earlier events as its
+                # initial state, commands due before it are sent once the meter is linked
+                self.epoch = max(self.epoch, int(parse_at(a.start, self.cfg, self.scen)))
+            elif not a.hours:
+                self.epoch = agenda.live_start(self.cfg, self.scen)
+            # checked before anything starts (ScenarioError); same-time commands keep file order
+            self.cmds = sorted(((parse_at(at, self.cfg, self.scen), cmd, p)
+                                for at, cmd, p in scenario_commands(self.scen)),
+                               key=lambda c: c[0])
+            if why:
+                World(self.cfg, self.scen)
+        except Exception:
+            if why:
+                raise ConfigRefused(why)
+            raise
         self.anchor = time.time() + 1.0
         self.procs = []
         self.cloud = None

@@ -44,6 +44,7 @@ def _firmware(name):
 _fw_config = _firmware("config")
 _fw_netpie = _firmware("netpie")     # apply(): the world takes commands by the meter's rules
 _fw_state = _firmware("state")
+_fw_scheduler = _firmware("scheduler")   # the tariff calendar, as the meter keeps it
 
 
 def firmware_config(cfg: dict) -> dict:
@@ -55,6 +56,16 @@ def firmware_config(cfg: dict) -> dict:
         return _fw_config.validate(c)
     except ValueError:
         return c
+
+
+def config_refusal(cfg) -> str | None:
+    """The firmware's words when it refuses this config at boot (firmware/config.py; its boot
+    report turns double quotes into single ones, firmware/app.py), or None when it runs on it."""
+    try:
+        _fw_config.validate(copy.deepcopy(cfg))
+    except ValueError as e:
+        return str(e).replace('"', "'")
+    return None
 
 
 def payload(value) -> str:
@@ -127,6 +138,13 @@ def parse_at(at, cfg: dict, scen: dict) -> float:
     return float(midnight + day * 86400 + hhmm(s))
 
 
+EPOCH_2000 = 946684800      # the meter counts UTC seconds from 2000-01-01
+
+# what a plug event may say about its car (docs/scenario.md, `ev`); the rest of the car model
+# (taper) is the scenario's
+_CAR_KEYS = ("onboard_a", "follow_s", "noise_a", "capacity_wh", "efficiency")
+
+
 def peak_windows(cfg: dict) -> list:
     """cfg['peak'] ['HH:MM-HH:MM', ...] local -> [(start_s, end_s)] seconds of the local day."""
     out = []
@@ -134,6 +152,17 @@ def peak_windows(cfg: dict) -> list:
         a, b = str(w).split("-")
         out.append((hhmm(a), hhmm(b)))
     return out
+
+
+def day_peaks(fcfg: dict, utc: float) -> list:
+    """The peak windows ("HH:MM", "HH:MM") of the local day of utc in the meter's tariff calendar
+    (fcfg validated by firmware_config; a config the firmware refuses: its `peak` list)."""
+    if "_win" not in fcfg:
+        return [tuple(str(w).split("-")) for w in fcfg.get("peak", [])]
+    loc = int(utc) - EPOCH_2000 + int(fcfg["tz_offset_min"]) * 60
+    win = _fw_scheduler.day_windows(loc // 86400, fcfg)
+    return [("%02d:%02d" % divmod(win[i], 60), "%02d:%02d" % divmod(win[i + 1], 60))
+            for i in range(0, len(win), 2)]
 
 
 def in_windows(utc: float, windows: list, tz_offset_min: int) -> bool:
@@ -189,6 +218,8 @@ class World:
         self.loads = [(ld["name"], int(ld["pin"]), float(ld["rated_w"]))
                       for ld in cfg.get("loads", [])]
         self.pf_house = float(scen.get("pzem", {}).get("pf", 0.93))
+        # a plug event's car starts from these, then takes the figures the event gives
+        self.car_model = {k: getattr(self, k) for k in _CAR_KEYS}
 
         # state
         self.t0 = float(scenario_epoch(cfg, scen))
@@ -290,6 +321,16 @@ class World:
         self.last_limit_write = t
         self.next_sample = self.t0 + math.ceil((t - self.t0) / 60.0) * 60
 
+    def in_peak(self) -> bool:
+        """Whether the world's time is in a peak window of the meter's tariff calendar (`peak`
+        on weekdays, `peak_weekend` on the weekend days and holidays: firmware/scheduler.py)."""
+        c = self.cfg
+        if "_win" not in c:     # a config the firmware refuses: its weekday windows
+            return in_windows(self.t, self.peaks, self.tz)
+        loc = int(self.t) - EPOCH_2000 + self.tz * 60      # local s since 2000, the meter's
+        return _fw_scheduler.is_peak(loc // 60 % 1440,
+                                     _fw_scheduler.day_windows(loc // 86400, c))
+
     def _apply(self, kind: str, data) -> None:
         was = self.em_on()
         self._apply1(kind, data)
@@ -304,11 +345,8 @@ class World:
         elif kind == "plug":
             self.plugged = True
             self.soc = float(data.get("soc", 50))
-            self.capacity_wh = float(data.get("capacity_wh", self.capacity_wh))
-            for k in ("onboard_a", "follow_s", "noise_a"):     # this car's own figures
-                if k in data:
-                    setattr(self, k, float(data[k]))
-            self.efficiency = float(data.get("efficiency", self.efficiency))
+            for k in _CAR_KEYS:     # this car's own figures, else the scenario's car
+                setattr(self, k, float(data[k]) if k in data else self.car_model[k])
             self.session_wh = 0.0
             if self.soc_start is None:
                 self.soc_start = self.soc
@@ -513,7 +551,7 @@ class World:
             self.ev_energy_reg_wh = (self.ev_energy_reg_wh + ev * h) % ENERGY_WRAP_WH
             self.ev_energy_wh += ev * h
             self.session_wh += ev * h
-            if not self.em() and in_windows(self.t, self.peaks, self.tz):
+            if not self.em() and self.in_peak():
                 self.ev_energy_peak_wh += ev * h
             self.soc = min(100.0, self.soc + ev * self.efficiency * h / self.capacity_wh * 100.0)
         # supply voltage sags a little with load: nominal + 2 V at no load, -0.4 V per kW
