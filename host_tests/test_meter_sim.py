@@ -158,19 +158,20 @@ def test_the_meter_syncs_its_clock_over_ntp_at_boot(tmp_path):
 
 
 def cuts_per_step(world, steps):
-    """Writes that lowered register 1000 below what the car drew, counted per house step."""
+    """Writes that lowered register 1000 below what the car drew, per house step: a list of
+    (t, amps, amps before) for each step."""
     out = []
     w = world["writes"]
     for i, t0 in enumerate(steps):
         t1 = steps[i + 1] if i + 1 < len(steps) else 1e18
-        n = 0
+        cuts = []
         prev = None
         for t, a, drew in w:
             if t0 <= t < t1 and prev is not None and a < prev and a < drew - 0.6:
-                n += 1
+                cuts.append((t, a, prev))
             if t < t1:
                 prev = a
-        out.append(n)
+        out.append(cuts)
     return out
 
 
@@ -199,8 +200,17 @@ def test_plain_charger_and_a_16a_car_offered_32a_hold_the_limit(tmp_path):
     # how fast each step is answered is measured at x1 by bench.reaction --models (timing has
     # no place here: on a loaded 2-core runner this x2 run saw 1.1-1.5 simulated s)
     assert world["reactions_s"], "the cutting steps were timed"
-    assert cuts_per_step(world, steps) in ([1, 0, 1, 0], [1, 0, 1, 0]), (
-        cuts_per_step(world, steps), w)
+    # each cutting step is cut once; the one thing allowed besides is a trim of 1 A within a
+    # second (seen twice at x2, 7 A then 6 A on the first step, depending on where the ticks
+    # fall against the step and the car's noise): the car's +-0.5 A
+    # and the draw the meter learned from equally noisy readings can leave the first cut 1 A
+    # short of what fits, and the limit comes first. Never a second real cut, never one in a
+    # step that lowers the house load
+    cuts = cuts_per_step(world, steps)
+    assert [len(c) for c in cuts[1::2]] == [0, 0], (cuts, w)
+    for c in cuts[0::2]:
+        assert len(c) == 1 or (len(c) == 2 and c[1][2] - c[1][1] == 1
+                               and c[1][0] - c[0][0] <= 1.1), (cuts, w)
     # what stays over the limit: one tick + the car's 2 s to follow, per cutting step (x2)
     assert s["over_limit_s"] <= 2 * (2 + 1.5), (s["over_limit_s"], world["over_log"])
     # the meter knows the car draws 16 A, not the 32 A it offers: its SOC is not run away
