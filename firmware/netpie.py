@@ -304,12 +304,13 @@ class Cloud:
             s.write(a)
             s.write(b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
             self.ph = 2
-            # fields the shadow may not hold: send again, the slow ones and the power too (the
-            # minute counts from the last write); settings not echoed stay marked
+            # fields the shadow may not hold: send again (the once-a-minute ones with the next
+            # minute's write: the first write after a reconnect shares its step with the get
+            # response's parse, and a full write on top of it was a 160 ms step at x10 on the
+            # host); settings not echoed stay marked
             for i in range(_N):
                 if i > 2 or self.uc >> i & 1:
                     self.h[i] = -1
-            self.ts = self.tw - 60
             return
         s = m.sock
         for _ in range(6):      # at most 6 packets per step
