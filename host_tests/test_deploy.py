@@ -19,6 +19,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FLASH = os.path.join(ROOT, "tools", "flash.sh")
 FW = os.path.join(ROOT, "firmware")
 MICROPYTHON = os.path.join(ROOT, ".venv", "bin", "micropython")
+TWIN = os.path.join(ROOT, "build", "twin", "micropython")   # no __file__, as on the ESP8266
 FIRMWARE_NAME = "ESP8266_GENERIC-FLASH_2M_ROMFS-v1.29.0.bin"
 
 
@@ -168,14 +169,14 @@ class UnixBoard:
     """The MicroPython unix port as a 'board': its stdio on one pty, bridged to a second pty
     whose path mpremote opens. Files land in `root` (the port's current directory)."""
 
-    def __init__(self, root):
+    def __init__(self, root, binary=MICROPYTHON):
         self.root = root
         ma, sa = pty.openpty()
         mb, sb = pty.openpty()
         tty.setraw(sa)
         tty.setraw(sb)
         env = dict(os.environ, MICROPYPATH="lib:.frozen")   # the board has /lib on sys.path
-        self.proc = subprocess.Popen([MICROPYTHON], stdin=sa, stdout=sa, stderr=sa, cwd=root,
+        self.proc = subprocess.Popen([binary], stdin=sa, stdout=sa, stderr=sa, cwd=root,
                                      env=env, start_new_session=True)
         os.close(sa)
         self.fds = (ma, mb, sb)
@@ -207,13 +208,15 @@ class UnixBoard:
                 pass
 
 
-@pytest.fixture
-def unix_board(tmp_path):
-    if not os.path.exists(MICROPYTHON):
-        pytest.skip("no micropython unix port")
+@pytest.fixture(params=["unix", "twin"])
+def unix_board(tmp_path, request):
+    # the twin, like the ESP8266, has no module __file__: flash.sh's check must not need it
+    binary = MICROPYTHON if request.param == "unix" else TWIN
+    if not os.path.exists(binary):
+        pytest.skip("no %s binary (make venv / make twin)" % request.param)
     root = tmp_path / "board"
     root.mkdir()
-    b = UnixBoard(str(root))
+    b = UnixBoard(str(root), binary)
     time.sleep(0.3)
     yield b
     b.close()
@@ -239,6 +242,7 @@ def test_deploy_to_unix_port_over_pty(unix_board, tmp_path):
     assert p.returncode == 0, out
     assert "falling back to .mpy files in :/lib" in out
     assert "VERIFY OK" in out
+    assert re.search(r"alpha +lib/alpha.mpy", out), out
     assert sorted(os.listdir(os.path.join(board, "lib"))) == ["alpha.mpy", "beta.mpy"]
     for name in ("boot.py", "main.py", "config.json"):
         assert os.path.exists(os.path.join(board, name)), name

@@ -261,3 +261,29 @@ def test_a_config_the_world_cannot_run_on_gets_the_meters_refusal_not_a_tracebac
     assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
     assert json.loads(r.stdout.strip().splitlines()[-1]) == {
         "error": "firmware did not run", "fatal": fatal}
+
+
+def test_the_simulated_clock_starts_after_the_builds(tmp_path, monkeypatch):
+    # a fresh clone's first --twin/--frozen run builds for minutes: at x600 each real second
+    # is 10 simulated minutes, which must not be taken from the scenario's start
+    import time
+
+    class Stop(Exception):
+        pass
+
+    built = []
+
+    def slow_build(twin=True):
+        time.sleep(1.5)
+        built.append(time.time())
+        return str(tmp_path / "image"), 0
+
+    def stop(self):
+        raise Stop
+
+    monkeypatch.setattr(simrun, "build_image", slow_build)
+    monkeypatch.setattr(simrun.Sim, "start_cloud", stop)
+    sim = simrun.Sim(simrun.main_args(["--hours", "0.1", "--sim-dir", str(tmp_path / "run")]))
+    with pytest.raises(Stop):
+        sim.run()
+    assert sim.anchor >= built[0] + 0.9

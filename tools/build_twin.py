@@ -26,6 +26,7 @@ Measured on the twin: ~0.9 KB more heap free at boot, the smallest cap 29K -> 28
 uses it when it is there. The .mpy files it writes are ordinary v6.3 .mpy files.
 """
 import argparse
+import filecmp
 import hashlib
 import os
 import shutil
@@ -136,6 +137,13 @@ def build(src, out_dir, frozen=False):
     prepare(src)
     variant = "esp8266twin" + ("frozen" if frozen else "")
     vdir = os.path.join(work, "ports", "unix", "variants", variant)
+    # a changed variant (its settings decide which files are built, and the generated headers
+    # such as the root pointers) is built from scratch: make's dependencies do not see that
+    bdir = os.path.join(work, "ports", "unix", "build-" + variant)
+    old = os.path.join(vdir, "mpconfigvariant.mk"), os.path.join(vdir, "mpconfigvariant.h")
+    if any(not os.path.exists(o) or not filecmp.cmp(o, os.path.join(VARIANT, os.path.basename(o)),
+                                                    shallow=False) for o in old):
+        shutil.rmtree(bdir, ignore_errors=True)
     shutil.rmtree(vdir, ignore_errors=True)
     shutil.copytree(VARIANT, vdir)
     env = dict(os.environ, TWIN_LIB=LIB)
@@ -149,7 +157,7 @@ def build(src, out_dir, frozen=False):
         sys.exit("build_twin: the unix-port build failed (is gcc-multilib installed?)")
     os.makedirs(out_dir, exist_ok=True)
     # copied beside and renamed: a twin still running keeps its (old) binary
-    shutil.copy2(os.path.join(work, "ports", "unix", "build-" + variant, "micropython"),
+    shutil.copy2(os.path.join(bdir, "micropython"),
                  binary + ".new")
     os.replace(binary + ".new", binary)
     with open(stamp, "w") as f:

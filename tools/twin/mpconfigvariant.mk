@@ -6,7 +6,9 @@ MICROPY_PY_THREAD = 0
 MICROPY_PY_FFI = 0
 MICROPY_PY_SSL = 0
 MICROPY_PY_BTREE = 0
-MICROPY_USE_READLINE = 0
+# the board's REPL is pyexec's, raw REPL included (mpremote, tools/flash.sh): MicroPython's own
+# readline gives the twin the same (its state is static; nothing on the heap until the REPL runs)
+MICROPY_USE_READLINE = 1
 MICROPY_VFS_FAT = 0
 MICROPY_VFS_LFS1 = 0
 MICROPY_VFS_LFS2 = 0
