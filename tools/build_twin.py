@@ -153,6 +153,7 @@ def build(src, out_dir, frozen=False):
     r = subprocess.run(["make", "-C", os.path.join(work, "ports", "unix"), "VARIANT=" + variant,
                         "-j" + jobs], env=env, capture_output=True, text=True)
     if r.returncode:
+        shutil.rmtree(vdir, ignore_errors=True)     # the next attempt builds from scratch
         sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
         sys.exit("build_twin: the unix-port build failed (is gcc-multilib installed?)")
     os.makedirs(out_dir, exist_ok=True)
