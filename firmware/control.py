@@ -180,6 +180,8 @@ class Control:
         lim = cfg["breaker_w"] if emerg else cfg["sanctioned_w"]
         if dr and st.dr_limit_w < lim:
             lim = st.dr_limit_w             # a grid request only ever lowers the limit
+        else:
+            dr = False                      # one above the limit changes nothing: no advice
         st.limit_w = lim
         # house = the meter's total minus the charger's power, read a moment apart: while the
         # EV's power moves (it follows a new current within seconds) the two disagree by the

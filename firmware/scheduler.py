@@ -275,7 +275,8 @@ def moved(p, o):
 
 
 def advice(peak, loads_on, cfg):
-    """In a peak window (or a DR event): which non-critical loads that are on should go off.
+    """In a peak window (or a DR event that lowers the limit): which non-critical loads that are
+    on should go off.
 
     loads_on: bitmask of loads switched on. Returns (bitmask to switch off, watts it saves).
     """

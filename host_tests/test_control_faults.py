@@ -168,3 +168,22 @@ def test_a_cut_is_not_mistaken_for_a_house_step_when_readings_are_skewed():
     run_ticks(ctl, 200)         # 100 more ticks
     after = bus.applied_log[n + 2:]
     assert after and min(after) == 6 and bus.applied_a == 6, "kept charging at 6 A"
+
+
+@pytest.mark.parametrize("dr_w,advised", [(0, False), (3000, True), (9000, False)])
+def test_off_peak_only_a_dr_that_lowers_the_limit_brings_advice(dr_w, advised):
+    # docs/netpie.md dr_w: a DR limit above the normal one changes nothing, so it must not
+    # tell the household to switch loads off either (found by a black-box run)
+    st = S.State(len(CFG["loads"]))
+    st.counters = meter.new()
+    st.loads = [True] * len(CFG["loads"])
+    b = Board(scale=5)
+    b.utc = lambda: 1_764_000_000 - 1_764_000_000 % 86400 + 20 * 3600 + b.t // 1000  # 01:00
+    st.dr_limit_w = dr_w
+    st.dr_until = b.utc() + 3600 if dr_w else 0
+    ctl = control.Control(CFG, st, SkewedHouse(1000), b)
+    run_ticks(ctl, 10)
+    assert not st.peak
+    assert st.limit_w == min(dr_w or CFG["sanctioned_w"], CFG["sanctioned_w"])
+    assert st.advice == (CFG["_noncrit"] if advised else 0)
+    assert CFG["_noncrit"]
