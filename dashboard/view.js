@@ -52,7 +52,10 @@ export function dr(s) {
 }
 
 export function headline(s) {
-  if (s.power_w == null) return "waiting for the meter…";
+  if (s.power_w == null) {
+    // the meter drops power_w while its supply meter (PZEM) is silent: no stale figure
+    return (s.faults || []).includes("pzem") ? "supply not read (PZEM silent)" : "waiting for the meter…";
+  }
   const lim = s.limit_w || 0;
   const pct = lim ? Math.round(100 * s.power_w / lim) : 0;
   return watts(s.power_w) + " of " + watts(lim) + " limit (" + pct + " %)";

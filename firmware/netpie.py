@@ -464,12 +464,18 @@ class Cloud:
             k, v = "choice", '"%s"' % S.CHOICES[st.choice]
         elif i < 6:
             k = ("power_w", "house_w", "ev_w")[i - 3]
-            v = (st.power_w, st.power_w - st.ev_power_w, st.ev_power_w)[i - 3]
-            x = self.h[_N + i - 3]
-            d = x // 10 if x > 1000 else 100
-            if not self.sd and -d < v - x < d:
-                return None         # a few watts of noise: with the slow fields
-            self.h[_N + i - 3] = v
+            if i < 5 and st.faults & S.F_PZEM:
+                # the supply is not being read: no stale figure (the shadow drops the field);
+                # the first reading after it goes out whatever its size
+                v = "null"
+                self.h[_N + i - 3] = -100000
+            else:
+                v = (st.power_w, st.power_w - st.ev_power_w, st.ev_power_w)[i - 3]
+                x = self.h[_N + i - 3]
+                d = x // 10 if x > 1000 else 100
+                if not self.sd and -d < v - x < d:
+                    return None     # a few watts of noise: with the slow fields
+                self.h[_N + i - 3] = v
         elif i == 6:
             k, v = "limit_w", st.limit_w
         elif i == 7:

@@ -33,6 +33,8 @@ console.log(JSON.stringify({
   shadow: [V.shadowForm("load/ac", "off"), V.shadowForm("emergency", "on"),
            V.shadowForm("dr", '{"limit_w":3000,"minutes":30}'), V.shadowForm("target", "450"),
            V.shadowForm("trip", "120"), V.shadowForm("choice", "shed")],
+  headline: [V.headline({power_w: 4000, limit_w: 5000}), V.headline({faults: ["pzem"]}),
+             V.headline({})],
   gauge: V.gaugeSvg(w, 6000, 5000),
   chart: V.chartSvg([[0, 100, 50, 50, 5000], [3600e3, 4000, 1000, 3000, 5000]],
                     [{i: 1, color: "#111"}], 300, 900, 220),
@@ -50,6 +52,8 @@ def test_view_functions(tmp_path):
     assert o["min"] == [450, None, None]
     assert o["soc"] == ["SOC ?", "SOC ?", "55 %"]
     assert o["watts"] == ["480 W", "4.85 kW"]
+    assert o["headline"] == ["4.00 kW of 5.00 kW limit (80 %)", "supply not read (PZEM silent)",
+                             "waiting for the meter…"]
     p = o["plan"]
     assert p["verdict"] == "Not full by 07:30: reaches 30 %" and p["cls"] == "bad"
     assert p["chosen"] == "shed"

@@ -364,6 +364,25 @@ def test_telemetry_fields_and_deltas():
     assert send(c) == {"plan": None}
 
 
+def test_a_silent_supply_meter_shows_no_stale_power():
+    # while the PZEM is silent (3 missed readings: F_PZEM) the last total is not today's:
+    # power_w and house_w go out as null (the shadow drops them), the first reading after
+    # comes at once, even a small move from the figure shown before
+    c, st = cloud()
+    st.power_w, st.ev_power_w = 4910, 3910
+    send(c)
+    st.faults = S.F_PZEM
+    st.ev_power_w = 0           # the EV is paused meanwhile
+    d = send(c)
+    assert d["power_w"] is None and d["house_w"] is None and d["ev_w"] == 0
+    assert d["faults"] == ["pzem"]
+    assert send(c) is None      # nothing new while it stays silent
+    st.faults = 0
+    st.power_w = 4950           # within the deadband of the 4910 shown before the fault
+    d = send(c)
+    assert d["power_w"] == 4950 and d["house_w"] == 4950 and d["faults"] == []
+
+
 def test_own_echo_never_undoes_a_newer_command():
     c, st = cloud()
     st.target_min = 450
