@@ -244,6 +244,11 @@ def test_a_config_that_is_not_json_gets_the_meters_refusal_not_a_traceback(tmp_p
     ({"peak": "17:00-22:00"}, "peak: want a list of up to 8 'HH:MM-HH:MM' windows"),
     ({"peak": ["1700-2200"]}, "peak[0]: want 'HH:MM-HH:MM'"),
     ({"tz_offset_min": "abc"}, "tz_offset_min: want an integer -720..840"),
+    # the emulator cannot serve two devices on one address (found by a black-box run)
+    ({"pzem": {"addr": 1, "ev_addr": 1}},
+     "pzem.ev_addr: must differ from pzem.addr and charger.addr"),
+    ({"pzem": {"addr": 2}}, "pzem.addr: must differ from charger.addr"),
+    ({"charger": {"addr": 248}}, "charger.addr: want an integer 1..247"),
 ])
 def test_a_config_the_world_cannot_run_on_gets_the_meters_refusal_not_a_traceback(
         tmp_path, change, fatal):
@@ -252,7 +257,8 @@ def test_a_config_the_world_cannot_run_on_gets_the_meters_refusal_not_a_tracebac
     import subprocess
     import sys
     cfg = base_config()
-    cfg.update(change)
+    for k, v in change.items():     # a section's other fields stay
+        cfg[k] = dict(cfg[k], **v) if isinstance(v, dict) and isinstance(cfg.get(k), dict) else v
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(cfg))
     r = subprocess.run([sys.executable, "-m", "sim.run", "--hours", "0.01", "--no-cloud",

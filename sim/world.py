@@ -197,6 +197,10 @@ class World:
         self.pzem_addr = int(cfg.get("pzem", {}).get("addr", 1))
         self.pzem_ev_addr = int(cfg.get("pzem", {}).get("ev_addr", 0))   # 0 = no EV PZEM
         self.charger_addr = int(ch.get("addr", 2))
+        # the emulator serves each device on its own address, and the PZEM's general 0xF8 too
+        addrs = [a for a in (self.pzem_addr, self.pzem_ev_addr, self.charger_addr) if a]
+        if len(set(addrs)) < len(addrs) or not all(1 <= a <= 247 for a in addrs):
+            raise ValueError("bus addresses %r: want distinct addresses 1-247" % addrs)
         bat = cfg.get("battery", {})
         sch = scen.get("charger", {})
         self.no_ext = bool(sch.get("no_ext", False))
