@@ -215,3 +215,23 @@ def test_plain_charger_and_a_16a_car_offered_32a_hold_the_limit(tmp_path):
     assert s["over_limit_s"] <= 2 * (2 + 1.5), (s["over_limit_s"], world["over_log"])
     # the meter knows the car draws 16 A, not the 32 A it offers: its SOC is not run away
     assert abs(world["soc_end"] - s["soc_end"]) < 1 if s.get("soc_end") else True
+
+
+def test_the_meter_starts_with_the_world_clock_and_a_car_at_the_start_is_not_capped(tmp_path):
+    # the harness starts the meter when the simulated clock starts: a meter ticking while the
+    # world stood still saw its raises not followed, took the car as at its own limit and its
+    # draw (the car's 12 A) as the house's, and offered 9-10 A for good (found by a black-box
+    # run: the first scenario second of a car plugged in at the start, x120)
+    scen = {"start": "2025-01-15 08:00",
+            "house": [{"at": "08:00", "w": 1000}],
+            "ev": [{"at": "08:00", "plug": True, "soc": 40, "capacity_wh": 60000,
+                    "onboard_a": 12, "follow_s": 5, "noise_a": 0.5}],
+            "charger": {"delay_s": 2, "cable_a": 32, "no_ext": True}}
+    s, w, _ = run_sim(tmp_path, scen, hours=0.3, speed=120)
+    assert s["firmware_exit"] == 0
+    times = [x[0] for x in w["writes"]]
+    assert times[0] > w["t0"], "the meter wrote the charger while the world stood still"
+    assert len(set(times)) == len(times), "writes at one frozen instant"
+    amps = [x[1] for x in w["writes"][-5:]]
+    assert amps and min(amps) >= 12, amps     # the car takes 12 A; 17 A would fit
+    assert w["charger_applied_a"] >= 12
