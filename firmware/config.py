@@ -164,6 +164,10 @@ def validate(cfg):
     if not isinstance(hol, list) or len(hol) > 32:
         raise ValueError("holidays: want a list of up to 32 \"YYYY-MM-DD\" dates")
     cfg["_hol"] = tuple(_date(d, "holidays[%d]" % i) for i, d in enumerate(hol))
+    # the meter keeps only the derived calendar: the user's strings (up to 48 of them, ~1.5 KB
+    # on the board) would sit in the heap for good
+    for k in ("peak", "peak_weekend", "weekend", "holidays"):
+        cfg.pop(k, None)
     loads = cfg["loads"]
     if not isinstance(loads, list) or len(loads) > 8:
         raise ValueError("loads: want a list of up to 8 loads")

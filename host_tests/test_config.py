@@ -98,3 +98,35 @@ def test_validate_does_not_share_defaults_between_configs():
     c.pop("trip")
     assert config.validate(c)["trip"]["wh_per_km"] == 170
     assert a is not b
+
+
+def test_the_largest_calendar_costs_the_meter_no_strings(tmp_path):
+    # 8 + 8 peak windows and 32 holidays are valid; their strings (~1.5 KB on the board) were
+    # kept in the config dict for good and cost a valid config its control ticks (found by a
+    # black-box run). Measured on the board twin: the dict the meter keeps
+    import subprocess
+    twin = os.path.join(os.path.dirname(__file__), "..", "build", "twin", "micropython")
+    if not os.path.exists(twin):
+        pytest.skip("no board twin (make twin)")
+    fw = os.path.join(os.path.dirname(__file__), "..", "firmware")
+
+    def dict_bytes(raw):
+        p = tmp_path / "c.json"
+        p.write_text(json.dumps(raw))
+        code = ("import gc, config\ngc.collect()\na = gc.mem_alloc()\n"
+                "c = config.load(%r)\ngc.collect()\nprint(gc.mem_alloc() - a)\n" % str(p))
+        r = subprocess.run([twin, "-c", code], env=dict(os.environ, MICROPYPATH=fw),
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        return int(r.stdout.split()[-1])
+
+    raw = example()
+    small = dict_bytes(raw)
+    raw["peak"] = ["%02d:00-%02d:30" % (h, h) for h in range(8)]
+    raw["peak_weekend"] = ["%02d:00-%02d:30" % (h, h) for h in range(10, 18)]
+    raw["holidays"] = ["2026-%02d-%02d" % (1 + i // 28, 1 + i % 28) for i in range(32)]
+    cfg = config.validate(copy.deepcopy(raw))
+    assert len(cfg["_hol"]) == 32 and len(cfg["_win_we"]) == 16
+    assert not {"peak", "peak_weekend", "weekend", "holidays"} & set(cfg)
+    big = dict_bytes(raw)
+    assert big - small < 400, (small, big)     # the derived tuples only: 16 + 16 + 32 ints
