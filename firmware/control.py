@@ -220,10 +220,13 @@ class Control:
             # grid-friendly pace (opt-in): the lowest current that still fills the car by the
             # departure, a random start for short charges (scheduler.spread, docs/grid.md)
             end = loc - loc % 86400 + st.target_min * 60
+            # paced up to the battery's taper; the taper then gets its own time at max_a
+            bat = cfg["battery"]
+            tail = scheduler.taper_tail(st.ev_soc_pct, per_a, cfg)
+            need = ((bat["taper_soc_pct"] if tail else 100) - st.ev_soc_pct) * bat["capacity_wh"]
             sp = scheduler.spread(loc, end if end > loc else end + 86400,
-                                  scheduler.day_windows(loc // 86400, cfg),
-                                  (100 - st.ev_soc_pct) * cfg["battery"]["capacity_wh"],
-                                  cfg["_eff_pct"], per_a, ch, self.rnd, st.ev_current_a)
+                                  scheduler.day_windows(loc // 86400, cfg), need,
+                                  cfg["_eff_pct"], per_a, ch, self.rnd, st.ev_current_a, tail)
         blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100
                    or sp == 0)

@@ -308,11 +308,27 @@ def _offpeak_s(t, end, win):
     return got
 
 
-def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a):
+def taper_tail(soc, per_a, cfg):
+    """For a paced charge (spread): the seconds the battery's taper takes at max_a, from
+    taper_soc_pct (or soc, if above it) to full; 0 without a taper. Above taper_soc_pct the
+    car, not the offer, sets the pace, so a paced charge leaves the taper this time."""
+    bat = cfg["battery"]
+    tp = bat["taper_soc_pct"]
+    fl = bat["taper_floor_pct"]
+    if tp >= 100 or fl >= 100:
+        return 0
+    acc_w = cfg["charger"]["max_a"] * per_a
+    return int(_taper(soc if soc > tp else tp, acc_w, -1,
+                      3600.0 * bat["capacity_wh"] / cfg["_eff_pct"],
+                      (100 - fl) / (100.0 * (100 - tp)), tp, acc_w)) + 1
+
+
+def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a, tail_s=0):
     """Fleet-friendly pace: a cap on the EV current for this tick, 0 = wait (docs/grid.md).
 
     The lowest whole amps that fill the battery by the departure on the off-peak time left
-    less 1/32 of it and 10 min, at least min_a. A car that needs less than min_a would be full
+    less 1/32 of it, 10 min and tail_s (the battery's taper at max_a, taper_tail; need_cwh is
+    then the energy up to the taper, and 0 in the taper itself: max_a), at least min_a. A car that needs less than min_a would be full
     early: a paused charger waits until rnd % (0..99, drawn once per session) of that slack,
     counted from the last peak window's end, has passed, so a street's short charges spread
     over the night instead of all starting as the window ends. t, end: local s now and at the
@@ -320,12 +336,12 @@ def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a):
     which the margin covers); need_cwh: energy the battery still takes, Wh x 100; max_a when
     time is short. Opt-in: charger.spread (docs/config.md).
     """
-    if need_cwh <= 0:
-        return 0
-    left = _offpeak_s(t, end, win)
-    left = (left - left // 32 - 600) // 60
     lo = c["min_a"]
     hi = c["max_a"]
+    if need_cwh <= 0:
+        return hi if tail_s else 0
+    left = _offpeak_s(t, end, win)
+    left = (left - left // 32 - 600 - tail_s) // 60
     if left <= 0:
         return hi
     g = need_cwh // eff_pct + 1
