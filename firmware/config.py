@@ -107,7 +107,8 @@ def _date(text, field):
 
 
 def validate(cfg):
-    """Check a parsed config dict in place, fill defaults, add derived fields; return it."""
+    """Check a parsed config dict in place, fill defaults, add derived fields; return it.
+    The calendar's strings are replaced by the derived fields: validate a dict once."""
     if not isinstance(cfg, dict):
         raise ValueError("config: want a JSON object")
     for k in _DEFAULTS:

@@ -220,9 +220,10 @@ class Control:
             # grid-friendly pace (opt-in): the lowest current that still fills the car by the
             # departure, a random start for short charges (scheduler.spread, docs/grid.md)
             end = loc - loc % 86400 + st.target_min * 60
-            # paced up to the battery's taper; the taper then gets its own time at max_a
+            # paced up to the battery's taper; the taper then gets its own time, at the most
+            # the limit leaves the car
             bat = cfg["battery"]
-            tail = scheduler.taper_tail(st.ev_soc_pct, per_a, cfg)
+            tail = scheduler.taper_tail(st.ev_soc_pct, per_a, cfg, lim - house)
             need = ((bat["taper_soc_pct"] if tail else 100) - st.ev_soc_pct) * bat["capacity_wh"]
             sp = scheduler.spread(loc, end if end > loc else end + 86400,
                                   scheduler.day_windows(loc // 86400, cfg), need,

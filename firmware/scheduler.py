@@ -308,19 +308,23 @@ def _offpeak_s(t, end, win):
     return got
 
 
-def taper_tail(soc, per_a, cfg):
-    """For a paced charge (spread): the seconds the battery's taper takes at max_a, from
-    taper_soc_pct (or soc, if above it) to full; 0 without a taper. Above taper_soc_pct the
-    car, not the offer, sets the pace, so a paced charge leaves the taper this time."""
+def taper_tail(soc, per_a, cfg, room_w):
+    """For a paced charge (spread): the seconds the battery's taper takes from taper_soc_pct
+    (or soc, if above it) to full at the most the meter can give now (room_w of headroom, as
+    the plan counts it: _power); 0 without a taper. Above taper_soc_pct the car, not the offer,
+    sets the pace, so a paced charge leaves the taper this time."""
     bat = cfg["battery"]
     tp = bat["taper_soc_pct"]
     fl = bat["taper_floor_pct"]
     if tp >= 100 or fl >= 100:
         return 0
-    acc_w = cfg["charger"]["max_a"] * per_a
-    return int(_taper(soc if soc > tp else tp, acc_w, -1,
+    c = cfg["charger"]
+    p = _power(room_w, c, per_a)
+    if not p:
+        return 1 << 20              # no room to charge at all now: no pacing either
+    return int(_taper(soc if soc > tp else tp, p, -1,
                       3600.0 * bat["capacity_wh"] / cfg["_eff_pct"],
-                      (100 - fl) / (100.0 * (100 - tp)), tp, acc_w)) + 1
+                      (100 - fl) / (100.0 * (100 - tp)), tp, c["max_a"] * per_a)) + 1
 
 
 def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a, tail_s=0):

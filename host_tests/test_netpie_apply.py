@@ -371,6 +371,10 @@ def test_a_silent_supply_meter_shows_no_stale_power():
     c, st = cloud()
     st.power_w, st.ev_power_w = 4910, 3910
     send(c)
+    c.sd = 0                    # between the once-a-minute writes: the deadband is in force
+    st.power_w = 4950
+    assert send(c) is None      # 40 W of noise: not sent on its own
+    st.power_w = 4910
     st.faults = S.F_PZEM
     st.ev_power_w = 0           # the EV is paused meanwhile
     d = send(c)

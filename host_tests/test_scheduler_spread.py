@@ -4,6 +4,7 @@ A minute-by-minute model written only here drives it through whole nights."""
 import json
 import os
 
+import pytest
 from hypothesis import given, settings, strategies as st
 
 import config
@@ -150,10 +151,12 @@ def test_a_house_load_that_eats_the_limit_is_made_up_later():
     assert not any(amps[:(1440 + 60 - 18 * 60)]) and max(amps) > 10
 
 
-def test_a_paced_charge_leaves_the_battery_s_taper_its_time():
+@pytest.mark.parametrize("house_w,limit_w", [(700, 100000), (1000, 5000), (2000, 5000)])
+def test_a_paced_charge_leaves_the_battery_s_taper_its_time(house_w, limit_w):
     # the example car tapers above 80 % (10 % of max_a accepted at 100 %): paced on the energy
     # alone, a car plugged in at 70 % at 21:00 for 06:00 reached 98.8 % (found by a black-box
-    # run). The pace now fills to the taper and leaves the taper its time at max_a
+    # run). The pace now fills to the taper and leaves the taper its time, at the power the
+    # limit leaves (a 5 kW limit with 1-2 kW of house: the taper at 13-17 A, not max_a)
     with open(EXAMPLE) as f:
         cfg = config.validate(json.load(f))
     c, bat = cfg["charger"], cfg["battery"]
@@ -166,14 +169,14 @@ def test_a_paced_charge_leaves_the_battery_s_taper_its_time():
         used = []
         for m in range(21 * 60, 30 * 60):               # 21:00 to 06:00 the next day
             s = int(soc)
-            tail = S.taper_tail(s, per_a, cfg) if with_tail else 0
+            tail = S.taper_tail(s, per_a, cfg, limit_w - house_w) if with_tail else 0
             need = ((tp if tail else 100) - s) * cap
             blocked = S.is_peak(m % 1440, WIN) or soc >= 100
             cap_a = c["max_a"]
             if not blocked:
                 cap_a = S.spread(m * 60, 30 * 3600, WIN, need, 90, per_a, c, 50, cur, tail)
                 blocked = cap_a == 0
-            a, ok = S.allocate(m * 60, 700, 100000, 230, cur, ok, c, blocked, 60)
+            a, ok = S.allocate(m * 60, house_w, limit_w, 230, cur, ok, c, blocked, 60)
             cur = min(a, cap_a)
             if soc < tp and cur:
                 used.append(cur)                          # the paced part

@@ -284,12 +284,14 @@ def test_the_simulated_clock_starts_after_the_builds(tmp_path, monkeypatch):
         built.append(time.time())
         return str(tmp_path / "image"), 0
 
-    def stop(self):
+    def stop(self, env):
+        self.ntp.stop()
         raise Stop
 
     monkeypatch.setattr(simrun, "build_image", slow_build)
-    monkeypatch.setattr(simrun.Sim, "start_cloud", stop)
-    sim = simrun.Sim(simrun.main_args(["--hours", "0.1", "--sim-dir", str(tmp_path / "run")]))
+    monkeypatch.setattr(simrun.Sim, "start_emulator", stop)     # the first process after it
+    sim = simrun.Sim(simrun.main_args(["--hours", "0.1", "--no-cloud",
+                                       "--sim-dir", str(tmp_path / "run")]))
     with pytest.raises(Stop):
         sim.run()
     assert sim.anchor >= built[0] + 0.9

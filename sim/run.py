@@ -324,11 +324,6 @@ class Sim:
             # modules come first on sys.path)
             binary = twin_binary(a.frozen)
             self.frozen_extra = 0
-        # the simulated clock starts after the builds, not when the run was set up: building the
-        # image or a twin (minutes for a fresh clone's first --twin or --frozen run) would
-        # otherwise eat the scenario's first hours (at x600 20 s are 3.3 h). A meter that boots
-        # before the anchor finds its clock standing at the start (sim/hostboard/board.py)
-        self.anchor = time.time() + 1.0
         if not a.no_cloud:
             self.start_cloud()
         # NTP as on a board: clock.py syncs against a local stand-in serving the simulated time
@@ -340,6 +335,11 @@ class Sim:
         wifi["ssid"] = wifi.get("ssid") or "sim"
         with open(os.path.join(self.dir, "config.json"), "w") as f:
             json.dump(self.cfg, f)
+        # the simulated clock starts after the builds and the stand-ins, not when the run was set
+        # up: building the image or a twin (minutes for a fresh clone's first --twin or --frozen
+        # run) would otherwise eat the scenario's first hours (at x600 20 s are 3.3 h). The
+        # second ahead is for the emulator and the heap calibration; the firmware starts at it
+        self.anchor = time.time() + 1.0
         env = self.env()
         bus = os.path.join(self.dir, "bus")
         for name in ("bus", "relays", "oled.bin", "world.json"):     # a kept dir: no stale files
