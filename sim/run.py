@@ -228,6 +228,7 @@ class Sim:
         self.mqtt = None
         self.dash_port = None
         self.ntp = None
+        self.connects_before = 0    # the meter's connects before the stand-in came back
 
     def env(self):
         e = dict(os.environ, SIM_DIR=self.dir, SIM_EPOCH=str(self.epoch),
@@ -293,9 +294,12 @@ class Sim:
     def restart_cloud(self):
         import netpie_standin
         port = self.cfg["netpie"]["port"]
+        old = self.cloud.stats()        # the counts so far: stats.json covers the whole run
         self.cloud = netpie_standin.start_standin(
             port=port, state_dir=os.path.join(self.dir, "netpie"), http_port=self.dash_port,
             dash_cfg=self.cfg, clock=self.now)
+        self.cloud.carry_stats(old)
+        self.connects_before = old.get(self.cloud.meter["client_id"], {}).get("connects", 0)
         self.mqtt = self.publisher()
 
     def send(self, cmd, payload):
@@ -404,7 +408,8 @@ class Sim:
                     self.restart_cloud()
                     back_at = time.time()
                 if back_at and reconnect_s is None:
-                    if self.cloud.stats().get(self.cloud.meter["client_id"], {}).get("connects"):
+                    if self.cloud.stats().get(self.cloud.meter["client_id"], {}).get(
+                            "connects", 0) > self.connects_before:
                         reconnect_s = round(time.time() - back_at, 2)
                 if kill_at and now >= kill_at:
                     # power cut of the meter only: SIGKILL, the world's exact energy at that

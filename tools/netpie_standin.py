@@ -196,6 +196,16 @@ class Standin:
                 s[k] += v
             self.stats_dirty = True
 
+    def carry_stats(self, old):
+        """Add the counts of an earlier stand-in on the same state dir (a broker that went away
+        and came back within one run), so stats.json covers the whole run."""
+        with self.lock:
+            for cid, counts in old.items():
+                s = self._st(cid)
+                for k, v in counts.items():
+                    s[k] = s.get(k, 0) + v
+            self.stats_dirty = True
+
     def stats(self):
         with self.lock:
             return json.loads(json.dumps(self.stats_d))
