@@ -331,11 +331,12 @@ def spread(t, end, win, need_cwh, eff_pct, per_a, c, rnd, cur_a, tail_s=0):
     """Fleet-friendly pace: a cap on the EV current for this tick, 0 = wait (docs/grid.md).
 
     The lowest whole amps that fill the battery by the departure on the off-peak time left
-    less 1/32 of it, 10 min and tail_s (the battery's taper at max_a, taper_tail; need_cwh is
-    then the energy up to the taper, and 0 in the taper itself: max_a), at least min_a. A car that needs less than min_a would be full
-    early: a paused charger waits until rnd % (0..99, drawn once per session) of that slack,
-    counted from the last peak window's end, has passed, so a street's short charges spread
-    over the night instead of all starting as the window ends. t, end: local s now and at the
+    less 1/32 of it, 10 min and tail_s (the battery's taper, taper_tail: need_cwh is then the
+    energy up to the taper, and 0 in the taper itself, which gets max_a), at least min_a. A car
+    that needs less than min_a would be full early: a paused charger waits until rnd %
+    (0..99, drawn once per session) of that slack, counted from the last peak window's end, has
+    passed, so a street's short charges spread over the night instead of all starting as the
+    window ends. t, end: local s now and at the
     departure; win: today's peak windows (day_windows; the calendar's next day may differ,
     which the margin covers); need_cwh: energy the battery still takes, Wh x 100; max_a when
     time is short. Opt-in: charger.spread (docs/config.md).
