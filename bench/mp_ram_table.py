@@ -54,24 +54,28 @@ bus = modbus.Bus(board.uart())
 step("modbus.Bus + UART")
 ctl = control.Control(cfg, st, bus, board)
 step("Control")
-import ssd1306  # noqa: E402
-step("import ssd1306 (frozen)")
-fb = board.display()
-step("OLED driver + frame buffer")
+import oled  # noqa: E402
+pn = oled.panel(board.i2c())
+del oled
+del sys.modules["oled"]
+step("OLED panel (the ssd1306 driver starts it, then is dropped)")
 import oled  # noqa: E402
 step("import oled (while a page is drawn)")
 del oled
 del sys.modules["oled"]
 step("oled dropped after its page")
-import umqtt.simple  # noqa: E402
-step("import umqtt.simple (frozen)")
 import netpie  # noqa: E402
 step("import netpie")
 cl = netpie.Cloud(cfg, st, board)
 step("netpie.Cloud")
-m = umqtt.simple.MQTTClient(cfg["netpie"]["client_id"], "127.0.0.1", 1883,
-                            cfg["netpie"]["token"], cfg["netpie"]["secret"], 30)
-step("umqtt MQTTClient")
+u = netpie._umqtt()
+m = u.MQTTClient(cfg["netpie"]["client_id"], "127.0.0.1", 1883, cfg["netpie"]["token"],
+                 cfg["netpie"]["secret"], 30)
+step("umqtt.simple + MQTTClient while connecting (frozen)")
+m = u = None
+sys.modules.pop("umqtt.simple")
+sys.modules.pop("umqtt")
+step("umqtt.simple dropped after the connect")
 import app  # noqa: E402
 step("import app")
 

@@ -13,14 +13,23 @@ import asyncio
 import board
 
 
-async def _display(fb, st, cfg):
+def _panel():
+    # the OLED (oled.panel), or None; oled is dropped again
+    try:
+        import oled
+        return oled.panel(board.i2c())
+    finally:
+        sys.modules.pop("oled", None)
+
+
+async def _display(pn, st, cfg):
     n = 0
     while True:
         try:
             # imported for each page and dropped after it: its code would otherwise hold
             # ~600 B of the heap between pages. At a low heap the import itself may fail
             import oled
-            oled.draw(fb, st, cfg, n // 3 % 3)
+            oled.draw(pn, st, cfg, n // 3 % 3)
         except MemoryError:
             pass                    # a page skipped; the next one in 2 s
         oled = None
@@ -96,10 +105,10 @@ def run():
     except ValueError as e:
         # refuse to run on a bad config: say which field, and stop
         print("config error:", e)
-        fb = board.display()
-        if fb:
+        pn = _panel()
+        if pn:
             import oled
-            oled.fatal(fb, "CONFIG " + str(e))
+            oled.fatal(pn, "CONFIG " + str(e))
         board.report('{"fatal":"%s"}' % str(e).replace('"', "'"))
         return
     del config                      # needed only at boot: free its code
@@ -122,20 +131,20 @@ def run():
 async def _run(cfg, st, seq, bad):
     # the big buffers first, while the heap still has long runs of free blocks: the cloud's
     # 1 280 B packet buffer (made after the control task's objects it found no hole at a 29K
-    # heap), then the OLED driver and its one-line buffer
+    # heap), then the OLED's one-line buffer
     cloud = None
     if cfg["netpie"]["client_id"]:
         import netpie
         cloud = netpie.Cloud(cfg, st, board)
-    fb = board.display()
+    pn = _panel()
     import control
     import meter
     import modbus
     ctl = control.Control(cfg, st, modbus.Bus(board.uart()), board)
     asyncio.create_task(ctl.run())
     asyncio.create_task(ctl.persist(seq if seq > 0 else 0))
-    if fb:
-        asyncio.create_task(_display(fb, st, cfg))
+    if pn:
+        asyncio.create_task(_display(pn, st, cfg))
     if board.NTP and cfg["wifi"]["ssid"]:
         asyncio.create_task(_clock(cfg["ntp_host"]))
     if cloud:

@@ -39,18 +39,10 @@ def uart():
                         timeout=0, timeout_char=5)
 
 
-def display():
-    """SSD1306 128x64 on I2C (SCL GPIO5/D1, SDA GPIO4/D2), or None when absent."""
-    try:
-        import ssd1306
-        d = ssd1306.SSD1306_I2C(128, 8, machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4)))
-    except (OSError, ImportError):
-        return None
-    # the driver is made 8 rows high, so its buffer is one text line (oled.show); the panel has
-    # 64 rows: multiplex ratio 64 and the COM pin setting the driver sends for a 64-row panel
-    for c in (0xA8, 63, 0xDA, 0x12):
-        d.write_cmd(c)
-    return d
+def i2c():
+    """The OLED's I2C bus: SCL GPIO5/D1, SDA GPIO4/D2 (software I2C on the ESP8266; whether a
+    panel answers is oled.panel's question)."""
+    return machine.I2C(scl=machine.Pin(5), sda=machine.Pin(4))
 
 
 def relay(pin, on):

@@ -1,26 +1,22 @@
-# NETPIE 2020 link: MQTT 3.1.1 through umqtt.simple (frozen in the ESP8266 firmware, so its code
-# costs no heap), shadow telemetry, dashboard commands. umqtt.simple blocks; every call is kept
-# short: the broker is resolved once and given to umqtt as an IP, connect() gets a 0.5 s timeout,
-# incoming packets are read by Cloud._rx (not umqtt's check_msg) into the one packet buffer, only
-# when poll() says data is there, qos 0 only, PINGREQ on our own schedule, and the one SUBSCRIBE
-# is written without waiting for its SUBACK (a later step sees it). Longest step about 1 s
-# (connect + CONNACK). See docs/netpie.md.
+# NETPIE 2020 link: MQTT 3.1.1, shadow telemetry, dashboard commands. umqtt.simple (frozen in
+# the ESP8266 firmware) opens the session: CONNECT with the credentials, CONNACK. It is imported
+# for each connect and dropped after it, because its classes hold ~1 KB of heap once imported
+# (docs/benchmarks.md section 0); the session's few packets are then written here: PUBLISH at
+# qos 0 (Cloud._pub), PINGREQ on our own schedule, and one SUBSCRIBE written without waiting for
+# its SUBACK (a later step sees it). Incoming packets are read by Cloud._rx into the one packet
+# buffer, only when poll() says data is there. umqtt.simple blocks; every call is kept short:
+# the broker is resolved once and given to umqtt as an IP, connect() gets a 0.5 s timeout.
+# Longest step about 1 s (connect + CONNACK). See docs/netpie.md.
 import json
 import socket
 import select
+import sys
 import time
 import asyncio
 import state as S
 import meter
 import scheduler
 
-try:
-    from umqtt.simple import MQTTClient, MQTTException
-except ImportError:  # CPython imports this module only to test apply() and the Cloud's logic
-    MQTTClient = None
-
-    class MQTTException(Exception):
-        pass
 try:
     from time import ticks_ms, ticks_diff, ticks_add
     from micropython import const
@@ -46,6 +42,12 @@ _N = const(25)      # telemetry fields (indices in Cloud._val); 0..2 mirror user
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 _BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
 _TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
+
+
+def _umqtt():
+    # umqtt.simple, for one connect (Cloud._step drops it again)
+    import umqtt.simple
+    return umqtt.simple
 
 
 def _hm(t, z=None):
@@ -186,7 +188,8 @@ class Cloud:
         self.c = cfg
         self.st = state
         self.b = board
-        self.m = None           # umqtt.simple MQTTClient, made once the broker IP is known
+        self.ip = None          # the broker's address, resolved once
+        self.s = None           # the session's socket (None: not connected)
         self.p = None           # poll object on the client's socket
         self.ph = 0             # 0 not connected, 2 SUBSCRIBE sent, 3 get sent, 4 ready
         self.w = 0              # ms until the next attempt, set before raising (0: back-off)
@@ -220,22 +223,16 @@ class Cloud:
                 # reached within 10 s; a refused connect costs nothing, a black-holed one 0.5 s)
                 st = self.st
                 ms = self.w
-                if isinstance(e, MQTTException):   # CONNACK refused (NETPIE: 5, credentials)
-                    st.faults |= S.F_AUTH
-                    st.error = "cloud: broker refused the credentials (%s)" % e
-                    st.dirty = True
-                    ms = 300000
-                elif not (self.io or isinstance(e, OSError)):
+                if not (self.io or isinstance(e, OSError)):
                     st.error = "cloud: " + repr(e)[:40]
                 self.w = 0
                 self.io = 1
-                m = self.m
-                if m and m.sock:
+                if self.s:
                     try:
-                        m.sock.close()
+                        self.s.close()
                     except Exception:
                         pass
-                    m.sock = None
+                    self.s = None
                 self.ph = 0
                 st.faults |= S.F_CLOUD
                 if not ms:
@@ -255,7 +252,6 @@ class Cloud:
                 self.w = 1
                 raise OSError(0)
             return
-        m = self.m
         n = self.c["netpie"]
         if not self.ph:
             if ticks_diff(now, self.tr) < 0:
@@ -263,33 +259,15 @@ class Cloud:
             if not n["client_id"]:
                 self.w = 60000
                 raise OSError(0)
-            if not m:
+            if not self.ip:
                 # the broker's address, once: with a name this has no timeout on the ESP8266.
                 # umqtt resolves it again in every connect(), at once for an IP literal
                 a = socket.getaddrinfo(n["host"], n["port"])[0][-1]
                 if type(a) is not tuple:            # unix port: a raw sockaddr_in
                     a = ("%d.%d.%d.%d" % tuple(a[4:8]),)
-                m = self.m = MQTTClient(n["client_id"], a[0], n["port"], n["token"],
-                                        n["secret"], self.ka)
-            try:
-                m.connect(timeout=_TO)      # umqtt.simple >= 1.6: TCP connect, CONNACK bounded
-            except TypeError:
-                if m.sock:
-                    raise
-                # umqtt.simple < 1.6 (PyPI 1.3.4 on the host) has no timeout=: its module-level
-                # socket is swapped for one that hands out sockets with our timeout
-                import sys
-
-                class K:
-                    getaddrinfo = socket.getaddrinfo
-
-                    def socket():
-                        k = socket.socket()
-                        k.settimeout(_TO)
-                        return k
-                setattr(sys.modules["umqtt.simple"], "socket", K)
-                m.connect()
-            s = m.sock
+                self.ip = a[0]
+            self._connect(n)
+            s = self.s
             s.settimeout(_TO)
             self.tc = self.rx = self.tp = ticks_ms()
             st.faults &= ~(S.F_CLOUD | S.F_AUTH)
@@ -312,7 +290,7 @@ class Cloud:
                 if i > 2 or self.uc >> i & 1:
                     self.h[i] = -1
             return
-        s = m.sock
+        s = self.s
         for _ in range(6):      # at most 6 packets per step
             if not self.p.poll(0):
                 break
@@ -321,7 +299,7 @@ class Cloud:
             if x == 0x90 and self.ph == 2:   # SUBACK: now ask for the stored shadow
                 self.ph = 3
                 self.tc = now
-                m.publish("@shadow/data/get", b"{}")
+                self._pub("@shadow/data/get", b"{}")
         dt = ticks_diff(now, self.tc)
         ph = self.ph
         if ph < 4 and dt > 5000:
@@ -332,7 +310,7 @@ class Cloud:
             raise OSError(0)        # silent link: outage
         if ticks_diff(now, self.tp) > self.ka * 500:
             self.tp = now
-            m.ping()
+            s.write(b"\xc0\0")    # PINGREQ
         if ph < 4:
             return
         if dt > 30000:
@@ -357,7 +335,7 @@ class Cloud:
                 self.pr = 1             # no free block: the next step tries again
                 n = 0
             if n:
-                m.publish("@msg/%s/house_profile/data" % self.c["netpie"]["alias"],
+                self._pub("@msg/%s/house_profile/data" % self.c["netpie"]["alias"],
                           memoryview(b)[:n])
         # what changed goes out when it changes (at most one write a second, 10 s apart on
         # average with a burst of 5); a command's effect at once, outside that budget; the slow
@@ -375,7 +353,7 @@ class Cloud:
                 if n > 10:
                     # one buffer allocated at boot for what goes out and what comes in: a fresh
                     # ~1 KB block would need a contiguous hole in a fragmented heap
-                    m.publish("@shadow/data/update", memoryview(b)[:n])
+                    self._pub("@shadow/data/update", memoryview(b)[:n])
                     self.tw = t
                     if self.sd:
                         self.ts = t
@@ -394,6 +372,54 @@ class Cloud:
                     self.h[i] = -1
                 st.dirty = True
                 self.tw = t - 9         # retry in about a second
+
+    def _connect(self, n):
+        # CONNECT and CONNACK through umqtt.simple, imported for this and dropped after it;
+        # self.s is the socket as soon as there is one (run() closes it on any error)
+        u = _umqtt()
+        m = None
+        try:
+            m = u.MQTTClient(n["client_id"], self.ip, n["port"], n["token"], n["secret"],
+                             self.ka)
+            try:
+                m.connect(timeout=_TO)  # umqtt.simple >= 1.6: TCP connect, CONNACK bounded
+            except TypeError:
+                if m.sock:
+                    raise
+                # umqtt.simple < 1.6 (PyPI 1.3.4 on the host) has no timeout=: its module-level
+                # socket is swapped for one that hands out sockets with our timeout
+
+                class K:
+                    getaddrinfo = socket.getaddrinfo
+
+                    def socket():
+                        k = socket.socket()
+                        k.settimeout(_TO)
+                        return k
+                u.socket = K
+                m.connect()
+        except u.MQTTException as e:    # CONNACK refused (NETPIE: 5, credentials)
+            st = self.st
+            st.faults |= S.F_AUTH
+            st.error = "cloud: broker refused the credentials (%s)" % e
+            st.dirty = True
+            self.w = 300000
+            raise OSError(0)
+        finally:
+            if m:
+                self.s = m.sock
+            m = u = None
+            sys.modules.pop("umqtt.simple", None)
+            sys.modules.pop("umqtt", None)
+
+    def _pub(self, topic, msg):
+        # one PUBLISH at qos 0: topic (str, under 128 B) and payload (under 16 KB)
+        s = self.s
+        n = 2 + len(topic) + len(msg)
+        s.write(bytes((0x30, n & 0x7F | 0x80, n >> 7, 0, len(topic))) if n > 0x7F
+                else bytes((0x30, n, 0, len(topic))))
+        s.write(topic)
+        s.write(msg)
 
     def _tele(self, b):
         # the changed fields as {"data":{...}} written into bytearray b in one pass; returns the

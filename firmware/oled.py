@@ -3,13 +3,41 @@
 # Page 0: power and energy. Page 1: EV state, SOC and plan. Page 2: peak advice and faults.
 # A fault replaces the first line of every page; a reading that missed its last read says "old";
 # every line fits the 16 characters (nothing is cut).
-# The driver is made 8 rows high (board.display): its buffer holds one text line (128 B, not a
-# 1 KB frame; docs/benchmarks.md section 0) and show() sends the screen a line at a time.
+# The panel is started by its MicroPython driver (panel()), which is then dropped: what stays is
+# the I2C bus and a one-line frame buffer (128 B, not a 1 KB frame; docs/benchmarks.md section 0),
+# and show() sends the screen a line at a time.
+import sys
+
 import meter
 import scheduler
 import state as S
 
 _EV = "?ABCDE"
+_ADDR = 0x3C
+# one SSD1306 command stream (control byte 0x00): horizontal addressing over columns 0-127 and
+# pages 0-7, so that 8 writes of 128 B fill the screen top to bottom
+_WHOLE_SCREEN = b"\x00\x21\x00\x7f\x22\x00\x07"
+
+
+def panel(i2c):
+    """Start the SSD1306 on `i2c` (128x64 at 0x3C) with the `ssd1306` driver's own power-up
+    sequence, then drop the driver: the panel is (i2c, frame buffer of one text line, its
+    129 B I2C write). None when nothing answers. The driver's classes would hold ~1.2 KB of
+    heap for the meter's life (docs/benchmarks.md section 0); the panel needs none of them."""
+    import framebuf
+    try:
+        import ssd1306
+        # made 8 rows high: its own buffer is one line, and it powers the panel up and clears it
+        ssd1306.SSD1306_I2C(128, 8, i2c)
+        # the panel has 64 rows: multiplex ratio 64 and the COM pin setting of a 64-row panel
+        i2c.writeto(_ADDR, b"\x00\xa8\x3f\xda\x12")
+    except (OSError, ImportError):
+        return None
+    finally:
+        sys.modules.pop("ssd1306", None)
+    line = bytearray(129)
+    line[0] = 0x40      # control byte: the 128 B that follow are display data
+    return (i2c, framebuf.FrameBuffer(memoryview(line)[1:], 128, 8, framebuf.MONO_VLSB), line)
 
 
 def _hm(t, off):
@@ -22,8 +50,8 @@ def _kwh(wh):
     return "%d.%02d" % (wh // 1000, wh % 1000 // 10)
 
 
-def draw(fb, st, cfg, page):
-    show(fb, page_lines(st, cfg, page))
+def draw(pn, st, cfg, page):
+    show(pn, page_lines(st, cfg, page))
 
 
 def page_lines(st, cfg, page):
@@ -100,19 +128,17 @@ def page_lines(st, cfg, page):
     return lines
 
 
-def show(fb, lines):
-    """The 8 lines of the screen through the driver's one-line buffer. Horizontal addressing over
-    columns 0-127 and pages 0-7: after a page's 128th column the panel moves on to the next page,
-    so 8 writes of 128 B fill the screen top to bottom."""
-    for c in (0x21, 0, 127, 0x22, 0, 7):    # column address 0..127, page address 0..7
-        fb.write_cmd(c)
+def show(pn, lines):
+    """The 8 lines of the screen through the panel's one-line buffer (see panel())."""
+    i2c, fb, line = pn
+    i2c.writeto(_ADDR, _WHOLE_SCREEN)
     for i in range(8):
         fb.fill(0)
         if i < len(lines):
             fb.text(lines[i], 0, 0, 1)
-        fb.write_data(fb.buffer)
+        i2c.writeto(_ADDR, line)
 
 
-def fatal(fb, text):
+def fatal(pn, text):
     """A config or boot error, wrapped over the screen."""
-    show(fb, [text[i:i + 16] for i in range(0, min(len(text), 112), 16)])
+    show(pn, [text[i:i + 16] for i in range(0, min(len(text), 112), 16)])

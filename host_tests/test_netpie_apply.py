@@ -2,6 +2,7 @@
 telemetry composition and own-echo rule driven without a broker (CPython, fake socket)."""
 import json
 import os
+import sys
 
 import pytest
 from hypothesis import given, settings, strategies as hs
@@ -249,28 +250,63 @@ class FakeSock:
         pass
 
 
+class FakeMQTTException(Exception):
+    pass
+
+
 class FakeClient:
-    """What Cloud uses of umqtt.simple's MQTTClient (its socket is a FakeSock)."""
+    """What Cloud uses of umqtt.simple's MQTTClient: connect() (its socket is a FakeSock)."""
     refuse = 0
+    made = []
 
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
         self.args = (client_id, server, port, user, password, keepalive)
         self.sock = None
-        self.pub = []
-        self.pings = 0
+        FakeClient.made.append(self)
 
     def connect(self, clean_session=True, timeout=None):
         self.sock = FakeSock()
         self.timeout = timeout
         if self.refuse:
-            raise netpie.MQTTException(self.refuse)
+            raise FakeMQTTException(self.refuse)
 
-    def publish(self, topic, msg, retain=False, qos=0):
-        assert not retain and not qos
-        self.pub.append((topic, bytes(msg)))
 
-    def ping(self):
-        self.pings += 1
+def fake_umqtt(monkeypatch):
+    """netpie imports umqtt.simple for each connect (netpie._umqtt): hand it the fake client.
+    Returns the list of clients made."""
+    import types
+    FakeClient.made = []
+    monkeypatch.setattr(netpie, "_umqtt", lambda: types.SimpleNamespace(
+        MQTTClient=FakeClient, MQTTException=FakeMQTTException))
+    return FakeClient.made
+
+
+def published(sock):
+    """The PUBLISH packets (topic str, payload bytes) Cloud wrote to the socket, in order;
+    SUBSCRIBE and PINGREQ are checked for their form and skipped."""
+    out = bytes(sock.out)
+    pubs = []
+    i = 0
+    while i < len(out):
+        x = out[i]
+        n = sh = 0
+        i += 1
+        while True:
+            c = out[i]
+            i += 1
+            n |= (c & 0x7F) << sh
+            sh += 7
+            if not c & 0x80:
+                break
+        p = out[i:i + n]
+        assert len(p) == n, "packet cut short"
+        i += n
+        if x == 0x30:                   # qos 0, no retain, no dup
+            k = p[0] << 8 | p[1]
+            pubs.append((p[2:2 + k].decode(), p[2 + k:]))
+        else:
+            assert x in (0x82, 0xC0), hex(x)
+    return pubs
 
 
 class FakePoll:
@@ -309,8 +345,7 @@ def cloud():
     st = new_state()
     st.error = ""
     c = netpie.Cloud(CFG, st, Board())
-    c.m = FakeClient("cid", "127.0.0.1")
-    c.m.sock = FakeSock()
+    c.s = FakeSock()
     c.ph = 4
     return c, st
 
@@ -474,7 +509,7 @@ def test_connect_step_subscribe_get_and_publish(monkeypatch):
     """The connect step with a fake umqtt.simple client: broker resolved once and given as an
     IP, connect(timeout=0.5), one SUBSCRIBE with the three filters written without waiting,
     SUBACK -> get, get response -> ready, telemetry published with qos 0."""
-    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    made = fake_umqtt(monkeypatch)
     polls = []
 
     def mkpoll():
@@ -489,74 +524,94 @@ def test_connect_step_subscribe_get_and_publish(monkeypatch):
     st.error = "cloud: old"
     st.faults = S.F_CLOUD | S.F_AUTH
     c = netpie.Cloud(cfg, st, Board())
+    # as an import leaves them on the board
+    monkeypatch.setitem(sys.modules, "umqtt", object())
+    monkeypatch.setitem(sys.modules, "umqtt.simple", object())
     c._step()
-    m = c.m
-    polls[0].c = m
+    m, = made
+    sock = c.s
+    assert sock is m.sock
     assert m.args == ("cid", "127.0.0.1", 1883, "tok", "sec", 30) and m.timeout == 0.5
-    assert m.sock.to == 0.5
+    assert sock.to == 0.5
     assert c.ph == 2 and st.faults == 0 and st.error == ""
+    assert "umqtt.simple" not in sys.modules and "umqtt" not in sys.modules   # dropped
     a = b"@msg/" + cfg["netpie"]["alias"].encode() + b"/#"
-    sub = bytes(m.sock.out)
+    sub = bytes(sock.out)
     assert sub == (bytes((0x82, len(sub) - 2, 0, 1, 0, len(a))) + a +
                    b"\0\0\x14@shadow/data/updated\0\0\x0a@private/#\0")
     c._step()
-    assert c.ph == 2 and m.pub == []
-    m.sock.rx += b"\x90\x05\0\1\0\0\0"       # SUBACK for the three filters
+    assert c.ph == 2 and published(sock) == []
+    sock.rx += b"\x90\x05\0\1\0\0\0"       # SUBACK for the three filters
     c._step()
-    assert c.ph == 3 and m.pub == [("@shadow/data/get", b"{}")] and not m.sock.rx
-    m.sock.rx += packet("@private/shadow/data/get/response", {"data": {"target": "06:15"}})
+    assert c.ph == 3 and published(sock) == [("@shadow/data/get", b"{}")] and not sock.rx
+    sock.rx += packet("@private/shadow/data/get/response", {"data": {"target": "06:15"}})
     c._step()
-    assert c.ph == 4 and st.target_min == 375 and not m.sock.rx
+    assert c.ph == 4 and st.target_min == 375 and not sock.rx
     c._step()
-    (topic, p), = m.pub[1:]
+    (topic, p), = published(sock)[1:]
     assert topic == "@shadow/data/update"
     d = json.loads(p)["data"]
     assert "target" not in d and d["power_w"] == st.power_w     # the shadow holds target
+    # a PINGREQ on the keepalive's half
+    c.tp -= 16000
+    n = len(sock.out)
+    c._step()
+    assert bytes(sock.out[n:]) == b"\xc0\0"
     # a packet cut short (a read that timed out inside it) drops the link
-    m.sock.rx += packet("@shadow/data/updated", {"data": {"target": "06:30"}})[:-3]
+    sock.rx += packet("@shadow/data/updated", {"data": {"target": "06:30"}})[:-3]
     with pytest.raises(OSError):
         c._step()
+    assert len(made) == 1                           # the broker was resolved once
+
+
+def test_a_publish_of_any_size_is_framed_as_mqtt_says():
+    """Cloud._pub's remaining length: one byte up to 127, two above (the packet buffer is 1 280 B)."""
+    c, st = cloud()
+    for k in (0, 1, 120, 123, 124, 125, 200, 1280, 5000):
+        c.s = FakeSock()
+        c._pub("@shadow/data/update", b"x" * k)
+        assert published(c.s) == [("@shadow/data/update", b"x" * k)]
+        assert len(c.s.out) == (2 if 21 + k < 128 else 3) + 21 + k
 
 
 def test_a_payload_bigger_than_the_buffer_is_dropped_in_pieces_with_an_error(monkeypatch):
     """The packet buffer is allocated once; a bigger PUBLISH is read and thrown away in pieces,
     the command refused with "too long", the link kept and the next packet read normally."""
-    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    fake_umqtt(monkeypatch)
     monkeypatch.setattr(netpie.select, "poll", FakePoll)
     cfg = json.loads(json.dumps(CFG))
     cfg["netpie"].update(client_id="cid", host="127.0.0.1", port=1883)
     st = new_state()
     c = netpie.Cloud(cfg, st, Board())
     c._step()
-    m = c.m
-    c.p.c = m
+    m = c.s
     buf = c.buf
     alias = cfg["netpie"]["alias"]
-    m.sock.rx += b"\x90\x05\0\1\0\0\0"
+    m.rx += b"\x90\x05\0\1\0\0\0"
     c._step()
     big = b"07:30" + b" " * 5000
-    m.sock.rx += packet("@msg/%s/target" % alias, big)
-    m.sock.rx += packet("@shadow/data/updated", {"data": {"x": "y" * 3000}})
-    m.sock.rx += packet("@msg/%s/emergency" % alias, b"on")
+    m.rx += packet("@msg/%s/target" % alias, big)
+    m.rx += packet("@shadow/data/updated", {"data": {"x": "y" * 3000}})
+    m.rx += packet("@msg/%s/emergency" % alias, b"on")
     c._step()
-    assert c.buf is buf and not m.sock.rx and c.ph in (3, 4)
+    assert c.buf is buf and not m.rx and c.ph in (3, 4)
     assert st.target_min == -1 and st.emergency is True and st.error == ""
-    m.sock.rx += packet("@msg/%s/target" % alias, big)
+    m.rx += packet("@msg/%s/target" % alias, big)
     c._step()
     assert st.error == "target: too long" and st.target_min == -1
     # a topic over 64 B is skipped in pieces too; the error says it was the topic
-    m.sock.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
-    m.sock.rx += packet("@msg/%s/emergency" % alias, b"off")
+    m.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
+    m.rx += packet("@msg/%s/emergency" % alias, b"off")
     c._step()
-    assert st.emergency is False and not m.sock.rx and st.error == ""
-    m.sock.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
+    assert st.emergency is False and not m.rx and st.error == ""
+    m.rx += packet("@msg/%s/%s" % (alias, "t" * 60), b"07:30")
     c._step()
     assert st.error == "cloud: topic over 64 B dropped" and st.target_min == -1
 
 
 def test_connect_refused_is_an_auth_fault(monkeypatch):
     import asyncio
-    monkeypatch.setattr(netpie, "MQTTClient", FakeClient)
+    fake_umqtt(monkeypatch)
     monkeypatch.setattr(FakeClient, "refuse", 5)
     cfg = json.loads(json.dumps(CFG))
     cfg["netpie"].update(client_id="cid", host="127.0.0.1", port=1883)
@@ -574,7 +629,7 @@ def test_connect_refused_is_an_auth_fault(monkeypatch):
         del asyncio.sleep_ms
     assert st.faults & S.F_AUTH and st.faults & S.F_CLOUD
     assert st.error == "cloud: broker refused the credentials (5)"
-    assert c.m.sock is None and c.ph == 0
+    assert c.s is None and c.ph == 0
     assert netpie.ticks_diff(c.tr, netpie.ticks_ms()) > 290000     # long back-off
 
 

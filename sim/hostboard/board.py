@@ -2,7 +2,8 @@
 # simulation. It sits before the firmware on sys.path, so the firmware image runs unchanged.
 #   UART    -> the emulator's pseudo-terminal (raw, VMIN=0: reads never block)
 #   relays  -> $SIM_DIR/relays ("<pin> <0|1>" lines) for the emulator and the harness
-#   OLED    -> the real ssd1306 driver on a fake I2C that saves frames to $SIM_DIR/oled.bin
+#   OLED    -> oled.panel (the real ssd1306 driver's power-up) on a fake I2C that saves frames to
+#              $SIM_DIR/oled.bin
 #   clock   -> the shared simulated clock (docs/architecture.md), $SIM_CLOCK=none: never valid,
 #              $SIM_CLOCK=<s>: valid only after s simulated seconds
 #   WDT     -> none: the harness reads the control task's tick gaps from the report lines
@@ -92,35 +93,30 @@ def uart():
 
 
 class _I2C:
-    # what ssd1306.SSD1306_I2C needs. oled.show sends a frame as a page address command (0x22)
-    # and 8 lines of 128 B: they are saved as one 1 KB frame, $SIM_DIR/oled.bin (MONO_VLSB)
+    # what oled.panel and oled.show send: the driver's power-up (ignored), then for each frame the
+    # whole-screen addressing command stream and 8 lines of 0x40 + 128 B, saved as one 1 KB frame,
+    # $SIM_DIR/oled.bin (MONO_VLSB)
     n = -1                          # lines of the frame written so far, -1 outside a frame
 
     def writeto(self, addr, buf):
-        if buf[1] == 0x22:
+        n = self.n
+        if buf[0] == 0x40 and n >= 0:
+            with open(_DIR + "/oled.tmp", "ab" if n else "wb") as f:
+                f.write(memoryview(buf)[1:])
+            n += 1
+            if n == 8:
+                n = -1
+                os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
+            self.n = n
+        elif buf == b"\x00\x21\x00\x7f\x22\x00\x07":
             self.n = 0
 
     def writevto(self, addr, bufs):
-        n = self.n
-        if n < 0:
-            return                  # the driver's own clear at init: not a frame
-        with open(_DIR + "/oled.tmp", "ab" if n else "wb") as f:
-            f.write(bufs[1])
-        self.n = n + 1
-        if self.n == 8:
-            self.n = -1
-            os.rename(_DIR + "/oled.tmp", _DIR + "/oled.bin")
+        pass                        # the driver's own clear at power-up: not a frame
 
 
-def display():
-    try:
-        import ssd1306
-    except ImportError:
-        return None
-    d = ssd1306.SSD1306_I2C(128, 8, _I2C())
-    for c in (0xA8, 63, 0xDA, 0x12):    # as firmware/board.py: 8-row driver, 64-row panel
-        d.write_cmd(c)
-    return d
+def i2c():
+    return _I2C()
 
 
 def relay(pin, on):
