@@ -463,7 +463,8 @@ class Control:
         # awaited here; the work is in plain methods (decide, finish). Each call of a coroutine
         # allocates its locals as one heap object: a per-tick coroutine holding all of this took
         # 264 B, 17 free blocks in a row, the allocation that failed first at a 27K heap; a
-        # plain method's frame goes on the C stack when the heap has no room for it
+        # plain method's frame goes on the C stack when the heap has no room for it. The
+        # transfers awaited here are the bus itself (modbus.Bus.xfer), not coroutines either
         b = self.b
         bus = self.bus
         cfg = self.cfg
@@ -486,6 +487,8 @@ class Control:
                         r = None                    # a missed EV reading is a PZEM miss
                 a = bus.foreign
                 e = await evse.read(bus, ch["addr"])
+                if e and evse.no_ext != ch["addr"]:
+                    e = await evse.read_ext(bus, ch["addr"])    # SOC, power, session energy
                 if not e and bus.foreign != a:
                     e = 0                   # spoilt by another slave's late reply: not a miss
                 if e and not self.configured:

@@ -1,7 +1,14 @@
-# Modbus RTU master over a UART-like object: write(buf), read(n) -> bytes|None (non-blocking), any().
-# One request at a time (a busy flag); never blocks: polls the UART and sleeps 2 ms between polls.
-# Preallocated frame buffers; the only allocations per request are the UART's read() result and the
-# list read_regs() returns. Runs on the ESP8266, the MicroPython unix port and CPython (host tests).
+# Modbus RTU master over a UART-like object: write(buf), readinto(buf) -> bytes read, 0 or None
+# (non-blocking).
+# A transfer is the Bus itself: xfer() builds the request and returns the bus, and the task that
+# awaits it polls the UART every 2 ms through __next__ (asyncio.sleep_ms in between: never blocks).
+# So a transfer allocates no coroutine: each call of an `async def` is a heap object in
+# MicroPython (the old transfer coroutine took 148 B, four or five a control tick, and was the
+# allocation that failed first in a fragmented heap; docs/benchmarks.md section 0). One task owns
+# the bus (the control task; pzem_setup at the REPL); a new xfer() abandons one in flight.
+# Preallocated frame buffers, bytes received one at a time (readinto); the allocations per
+# transfer are the StopIteration that carries the result and what the parse function makes. Runs on the ESP8266,
+# the MicroPython unix port and CPython (host tests).
 import asyncio
 import time
 
@@ -11,25 +18,30 @@ except ImportError:  # CPython
     def const(x):
         return x
 
+_SILENCE_MS = const(5)   # >= t3.5 (3.65 ms at 9600 8N1) between frames
+_GAP_MS = const(10)      # no byte for this long ends a reply of unknown/short length
+_POLL_MS = const(2)
+_RXLEN = const(64)       # FC03/04 replies up to 29 registers
+_TXLEN = const(40)       # FC16 requests up to 15 registers
+
 try:
     _ms = time.ticks_ms
     _diff = time.ticks_diff
     _sleep = asyncio.sleep_ms
-except AttributeError:  # CPython: same names, monotonic milliseconds
+
+    def _pause():
+        # the awaiting task sleeps _POLL_MS: sleep_ms returns asyncio's SingletonGenerator (an
+        # iterator, though the type stubs call it a coroutine), whose step queues the task
+        return next(_sleep(_POLL_MS))  # type: ignore[call-overload]
+except AttributeError:  # CPython: same names, monotonic milliseconds; a bare yield
     def _ms():
         return int(time.monotonic() * 1000)
 
     def _diff(a, b):
         return a - b
 
-    def _sleep(ms):
-        return asyncio.sleep(ms / 1000)
-
-_SILENCE_MS = const(5)   # >= t3.5 (3.65 ms at 9600 8N1) between frames
-_GAP_MS = const(10)      # no byte for this long ends a reply of unknown/short length
-_POLL_MS = const(2)
-_RXLEN = const(64)       # FC03/04 replies up to 29 registers
-_TXLEN = const(40)       # FC16 requests up to 15 registers
+    def _pause():
+        return None
 
 
 def crc16(buf, n):
@@ -57,25 +69,81 @@ def _expect(r):
     return 8                        # FC05/06/15/16: the echo of address and value/count
 
 
+def _regs(bus, n):
+    # parse of read_regs: the registers of an FC03/04 reply as a list, or None
+    if not n:
+        return None
+    out = [0] * (bus.rx[2] // 2)
+    for i in range(len(out)):
+        out[i] = bus.reg(i)
+    return out
+
+
+def _ok(bus, n):
+    # parse of write_regs: the slave confirmed
+    return n > 0
+
+
 class Bus:
     def __init__(self, uart, timeout_ms=200):
         self.uart = uart
         self.timeout_ms = timeout_ms
-        self.busy = False          # one transfer at a time (asyncio.Lock costs ~350 B of heap)
-        self.tx = bytearray(_TXLEN)
+        self.tx = bytearray(_TXLEN)     # the request: its address and function code are tx[0:2]
         self.rx = bytearray(_RXLEN)
         self.txm = memoryview(self.tx)
+        self.b1 = bytearray(1)          # the byte being received
         self.crc_errors = 0
         self.timeouts = 0
         self.exceptions = 0
         self.last_exc = 0
+        self.err = 0                # the last transfer: 0 answered, -1 timeout, -2 bad reply,
+        #                             else the slave's exception code
         self.foreign = 0            # whole frames from another address (late replies) skipped
         self.t_idle = _ms()
+        # the transfer in flight: phase (0 none, 1 waiting for the line's silence, 2 for the
+        # reply), request length, parse(bus, n), bytes got, ms of the request or the last byte
+        self.ph = self.n = self.got = self.last = 0
+        self.parse = None
+
+    def xfer(self, addr, fc, a, b, vals, parse=None):
+        """Start a transfer; await the bus for its result: parse(bus, n) when given, else n, the
+        reply's length in rx (0: none, a bad reply or an exception)."""
+        self.n = self._frame(addr, fc, a, b, vals)
+        self.parse = parse
+        self.ph = 1
+        return self
+
+    def read_regs(self, addr, fc, start, count):
+        """FC03/04 -> awaitable: list of count ints, or None. ValueError beyond 1..29."""
+        if not 0 < count <= (_RXLEN - 5) // 2:
+            raise ValueError("1..29 registers")
+        return self.xfer(addr, fc, start, count, None, _regs)
+
+    def write_regs(self, addr, start, values):
+        """FC16 -> awaitable: True when the slave confirmed start and count. ValueError beyond
+        1..15 values."""
+        if not 0 < len(values) <= (_TXLEN - 9) // 2:
+            raise ValueError("1..15 values")
+        return self.xfer(addr, 16, start, len(values), values, _ok)
+
+    def reg(self, i):
+        """Register i of the last FC03/04 reply (high byte first)."""
+        return self.rx[3 + 2 * i] << 8 | self.rx[4 + 2 * i]
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        n = self._poll()
+        if n < 0:
+            return _pause()
+        self.ph = 0
+        p = self.parse
+        raise StopIteration(p(self, n) if p else n)
 
     def _frame(self, addr, fc, a, b, vals):
         # Build addr fc [a_hi a_lo b_hi b_lo [2n v...]] CRC in tx (a < 0: no fields, FC 0x42);
-        # returns its length. Kept out of _xfer: a coroutine's locals live in a heap object that
-        # every transfer allocates, a plain function's on the stack (docs/benchmarks.md, 0)
+        # returns its length
         t = self.tx
         t[0] = addr
         t[1] = fc
@@ -100,63 +168,55 @@ class Bus:
         t[n + 1] = c >> 8
         return n + 2
 
-    async def _xfer(self, addr, fc, a, b, vals):
-        # Send the request (_frame), receive the reply into rx. Returns the reply length, 0 for
-        # none/bad/exception. Callers parse rx right after the await returns (no await in
-        # between), so the busy flag only needs to cover the transfer itself.
-        # Also called by pzem_setup.py (REPL only) for FC06 and the bare FC 0x42 request.
-        while self.busy:              # another task's transfer: wait for the bus
-            await _sleep(_POLL_MS)
-        self.busy = True
-        try:
-            r = self.rx
-            u = self.uart
-            n = self._frame(addr, fc, a, b, vals)
-            d = _diff(_ms(), self.t_idle)
-            if 0 <= d < _SILENCE_MS:
-                await _sleep(_SILENCE_MS - d)
-            while u.any():          # drain stale input (late replies, noise)
-                if not u.read(_RXLEN):
+    def _poll(self):
+        # One look at the line for the transfer in flight: -1 while it goes on, else the reply's
+        # length in rx (0: none or bad). Called by __next__, so its state is in self, not in a
+        # coroutine's frame.
+        u = self.uart
+        r = self.rx
+        now = _ms()
+        if self.ph == 1:
+            if 0 <= _diff(now, self.t_idle) < _SILENCE_MS:
+                return -1               # the line's 3.5-character silence since the last frame
+            b1 = self.b1
+            for _ in range(256):        # drain stale input (late replies, noise)
+                if not u.readinto(b1):
                     break
-            u.write(self.txm[:n])
-            t0 = _ms()
-            last = t0
-            got = 0
-            need = 0
-            while got < _RXLEN:
-                if u.any():
-                    s = u.read(_RXLEN - got)
-                    if s:
-                        k = len(s)
-                        r[got:got + k] = s
-                        got += k
-                        last = _ms()
-                        if not need and got > 2:
-                            need = _expect(r)
-                        if need and got >= need:
-                            if r[0] == addr or crc16(r, need - 2) != (
-                                    r[need - 2] | r[need - 1] << 8):
-                                break
-                            # a whole valid frame from another slave (a late reply): not
-                            # ours and not our slave's fault; keep waiting for ours
-                            self.foreign += 1
-                            got -= need
-                            r[0:got] = r[need:need + got]
-                            need = 0
-                        continue
-                now = _ms()
-                if got:
-                    if _diff(now, last) >= _GAP_MS:
-                        break
-                elif _diff(now, t0) >= self.timeout_ms:
-                    self.timeouts += 1
-                    self.t_idle = now
-                    return 0
-                await _sleep(_POLL_MS)
-            self.t_idle = _ms()
-            return self._reply(addr, fc, got, need)
-        finally:
-            self.busy = False
+            u.write(self.txm[:self.n])
+            self.ph = 2
+            self.last = now
+            self.got = 0
+            return -1
+        got = self.got
+        need = _expect(r) if got > 2 else 0
+        b1 = self.b1
+        # a byte at a time into a byte kept for it: read(n) would make a heap object each poll
+        while got < _RXLEN and u.readinto(b1):
+            r[got] = b1[0]
+            got += 1
+            self.last = now
+            if not need and got > 2:
+                need = _expect(r)
+            if need and got >= need:
+                if r[0] == self.tx[0] or crc16(r, need - 2) != (r[need - 2] | r[need - 1] << 8):
+                    break
+                # a whole valid frame from another slave (a late reply): not ours and not our
+                # slave's fault; keep waiting for ours
+                self.foreign += 1
+                got -= need
+                r[0:got] = r[need:need + got]
+                need = _expect(r) if got > 2 else 0
+        self.got = got
+        if got < _RXLEN and not (need and got >= need):
+            if _diff(now, self.last) < (_GAP_MS if got else self.timeout_ms):
+                return -1               # more to come, or the reply not yet begun
+            if not got:
+                self.timeouts += 1
+                self.err = -1
+                self.t_idle = now
+                return 0
+        self.t_idle = now
+        return self._reply(self.tx[0], self.tx[1], got, need)
 
     def _reply(self, addr, fc, got, need):
         # got bytes in rx: their length if they are the valid answer to the request in tx,
@@ -165,6 +225,7 @@ class Bus:
         t = self.tx
         if need and got > need:
             got = need              # ignore trailing bytes
+        self.err = -2
         if got < 4 or crc16(r, got - 2) != (r[got - 2] | r[got - 1] << 8):
             self.crc_errors += 1
             return 0
@@ -172,33 +233,17 @@ class Bus:
             return 0                # not the reply to this request
         if r[1] & 0x80:
             self.exceptions += 1
-            self.last_exc = r[2]
+            self.last_exc = self.err = r[2]
             return 0
         if fc < 5:
-            return got if got == 5 + r[2] else 0
-        if fc == 0x42:
-            return got
-        # FC05/06/15/16 reply echoes address/register and value/count
-        if got != 8 or r[2] != t[2] or r[3] != t[3] or r[4] != t[4] or r[5] != t[5]:
-            return 0
+            if got != 5 + r[2] or r[2] != 2 * (t[4] << 8 | t[5]):
+                return 0            # not the registers asked for
+        elif fc != 0x42 and (got != 8 or r[2] != t[2] or r[3] != t[3] or r[4] != t[4] or
+                             r[5] != t[5]):
+            return 0                # FC05/06/15/16: the echo of address/register, value/count
+        self.err = 0
         return got
 
-    async def read_regs(self, addr, fc, start, count):
-        # FC03/04 -> list of count ints, or None
-        if not 0 < count <= (_RXLEN - 5) // 2:
-            return None
-        if not await self._xfer(addr, fc, start, count, None):
-            return None
-        r = self.rx
-        if r[2] != 2 * count:
-            return None
-        out = [0] * count
-        for i in range(count):
-            out[i] = r[3 + 2 * i] << 8 | r[4 + 2 * i]
-        return out
 
-    async def write_regs(self, addr, start, values):
-        # FC16 -> True when the slave confirmed start and count
-        if not 0 < len(values) <= (_TXLEN - 9) // 2:
-            return False
-        return await self._xfer(addr, 16, start, len(values), values) > 0
+if not hasattr(asyncio, "sleep_ms"):
+    setattr(Bus, "__await__", Bus.__iter__)    # CPython awaits through __await__

@@ -189,6 +189,13 @@ class Cloud:
         self.st = state
         self.b = board
         self.ip = None          # the broker's address, resolved once
+        # umqtt.simple for the first connect, imported here at boot while the heap has long free
+        # runs (at 25K the import in a fragmented heap failed for minutes); dropped after it
+        # and imported again for a reconnect (_connect)
+        try:
+            self.u = _umqtt()
+        except ImportError:     # CPython (tests); on a board _connect says so in `error`
+            self.u = None
         self.s = None           # the session's socket (None: not connected)
         self.p = None           # poll object on the client's socket
         self.ph = 0             # 0 not connected, 2 SUBSCRIBE sent, 3 get sent, 4 ready
@@ -376,7 +383,8 @@ class Cloud:
     def _connect(self, n):
         # CONNECT and CONNACK through umqtt.simple, imported for this and dropped after it;
         # self.s is the socket as soon as there is one (run() closes it on any error)
-        u = _umqtt()
+        u = self.u or _umqtt()
+        self.u = None
         m = None
         try:
             m = u.MQTTClient(n["client_id"], self.ip, n["port"], n["token"], n["secret"],

@@ -4,11 +4,15 @@
 # Resetting its energy and setting its address are REPL jobs: pzem_setup.py.
 
 
-async def read(bus, addr):
-    # -> (voltage_dv, current_ma, power_dw, energy_wh, freq_dhz, pf_pct, alarm 0/1) or None
-    r = await bus.read_regs(addr, 4, 0, 10)
-    if r is None:
+def _reading(bus, n):
+    if not n:
         return None
-    return (r[0], r[1] | r[2] << 16, r[3] | r[4] << 16, r[5] | r[6] << 16, r[7], r[8],
-            1 if r[9] else 0)
+    # (bus.reg(i) each time: a bound method kept in a name would be a heap object per reading)
+    return (bus.reg(0), bus.reg(1) | bus.reg(2) << 16, bus.reg(3) | bus.reg(4) << 16,
+            bus.reg(5) | bus.reg(6) << 16, bus.reg(7), bus.reg(8), 1 if bus.reg(9) else 0)
 
+
+def read(bus, addr):
+    """-> awaitable: (voltage_dv, current_ma, power_dw, energy_wh, freq_dhz, pf_pct, alarm 0/1)
+    or None."""
+    return bus.xfer(addr, 4, 0, 10, None, _reading)

@@ -5,7 +5,7 @@
 
 async def reset_energy(bus, addr):
     # FC 0x42: request `addr 42 CRC`, the reply is the same 4 bytes -> True when echoed
-    return await bus._xfer(addr, 0x42, -1, 0, None) > 0
+    return await bus.xfer(addr, 0x42, -1, 0, None) > 0
 
 
 async def set_address(bus, new_addr):
@@ -14,4 +14,4 @@ async def set_address(bus, new_addr):
     # PZEM echoed the request
     if not 1 <= new_addr <= 0xF7:
         return False
-    return await bus._xfer(0xF8, 6, 2, new_addr, None) > 0
+    return await bus.xfer(0xF8, 6, 2, new_addr, None) > 0

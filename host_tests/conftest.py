@@ -48,3 +48,43 @@ def import_fails_once(monkeypatch, name, module, nbytes):
     monkeypatch.setattr(builtins, "__import__", import_)
     monkeypatch.delitem(sys.modules, name, raising=False)
     return failed
+
+
+class _Done:
+    # an awaitable that is finished already, with value v
+    def __init__(self, v):
+        self.v = v
+
+    def __await__(self):
+        return self.v
+        yield
+
+
+class FakeBus:
+    """A test's bus, written as read_regs/write_regs coroutines that never wait (returning the
+    registers, or None, True/False, and counting timeouts/exceptions as modbus.Bus does), seen
+    through the interface the meter uses: `await bus.xfer(...)` with a parse function, reg(i),
+    err and tx[0:2] (firmware/modbus.py)."""
+    err = 0
+    regs = tx = ()
+
+    def xfer(self, addr, fc, a, b, vals, parse=None):
+        self.tx = bytes((addr, fc))     # the request's address and function code
+        x, t = self.exceptions, self.timeouts
+        co = self.read_regs(addr, fc, a, b) if fc in (3, 4) else self.write_regs(addr, a, vals)
+        try:
+            co.send(None)
+            raise AssertionError("a fake bus answers at once")
+        except StopIteration as e:
+            res = e.value
+        self.err = (0 if res else self.last_exc if self.exceptions != x else
+                    -1 if self.timeouts != t else -2)
+        if isinstance(res, list):
+            self.regs = res
+            n = 5 + 2 * len(res)
+        else:
+            n = 8 if res else 0
+        return _Done(parse(self, n) if parse else n)
+
+    def reg(self, i):
+        return self.regs[i]

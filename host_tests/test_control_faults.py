@@ -11,7 +11,7 @@ import control
 import meter
 import state as S
 
-from conftest import FIRMWARE
+from conftest import FIRMWARE, FakeBus
 
 with open(os.path.join(FIRMWARE, "config.json.example")) as f:
     CFG_RAW = json.load(f)
@@ -44,7 +44,7 @@ class Board:
         await asyncio.sleep(0)
 
 
-class Bus:
+class Bus(FakeBus):
     """Every read times out; the first `boom` reads raise MemoryError instead."""
     exceptions = timeouts = last_exc = foreign = 0
 
@@ -87,7 +87,7 @@ def test_memory_error_drops_one_tick_and_control_goes_on():
     assert st.ev_current_a == 0
 
 
-class SkewedHouse:
+class SkewedHouse(FakeBus):
     """A house of house_w and an EV that takes a new current one tick after it is set, seen
     through a meter whose reading is one tick older than the charger's (read a moment apart
     while the EV follows): the skew that made the current overshoot at x100-x200."""

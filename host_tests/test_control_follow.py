@@ -16,7 +16,7 @@ import evse
 import meter
 import state as S
 
-from conftest import FIRMWARE
+from conftest import FIRMWARE, FakeBus
 
 with open(os.path.join(FIRMWARE, "config.json.example")) as f:
     CFG_RAW = json.load(f)
@@ -71,7 +71,7 @@ class Board:
         await asyncio.sleep(0)
 
 
-class Car:
+class Car(FakeBus):
     """A house and a car behind a plain charger, on one bus. Times in ms."""
     timeouts = 0
 
@@ -83,7 +83,7 @@ class Car:
         self.cap_a = cap_a
         self.noise_a = noise_a
         self.rnd = random.Random(seed)
-        self.reg = 0                # register 1000
+        self.reg1000 = 0                # register 1000
         self.applied = 0            # what the PWM offers now
         self.due = None             # (amps, t) a new register value takes effect
         self.ev_pzem = ev_pzem
@@ -127,7 +127,7 @@ class Car:
             self.timeouts += 1
             return None
         if start == 1000:
-            return [self.reg, self.applied, 3 if self.ev_a() > 0 else 2, 32, 0, 18, 2]
+            return [self.reg1000, self.applied, 3 if self.ev_a() > 0 else 2, 32, 0, 18, 2]
         self.exceptions += 1            # plain EVSE-DIN: no 3000 block
         self.last_exc = 2
         return None
@@ -137,7 +137,7 @@ class Car:
             return False
         if start == 1000:
             v = values[0] if values[0] >= 6 else 0
-            self.reg = v
+            self.reg1000 = v
             self.due = (v, self.t + self.follow_ms)
             self.writes.append((self.t, v))
             if self.lose and self.lose(self.t):
@@ -223,7 +223,7 @@ def test_a_16a_car_offered_32_never_stays_over_the_limit_after_the_first_reactio
     w = Car(house_w=1000, follow_ms=2000, cap_a=16)
     st, ctl = meter_for(w, cfg)
     settle(ctl, w, cfg)
-    assert w.reg > 16 and w.want_a() == 16, "offered more, the car takes its 16 A"
+    assert w.reg1000 > 16 and w.want_a() == 16, "offered more, the car takes its 16 A"
     assert abs(st.ev_power_w - 16 * VOLT) <= VOLT, "the meter knows what it draws"
     w.house_w = 8000                    # a 7 kW step: 16 A no longer fits, 8 A does
     n = len(w.writes)
@@ -259,7 +259,7 @@ def test_a_lost_reply_to_a_stop_restarts_after_the_hold_and_ramps():
     w = Car(house_w=1200, follow_ms=1000, cap_a=32)
     st, ctl = meter_for(w, cfg)
     settle(ctl, w, cfg)
-    assert w.reg == 16
+    assert w.reg1000 == 16
     t_f = w.t
     w.silent = lambda t: t_f <= t < t_f + 3000 and not w.writes[-1][1] == 0 and False
     # 3 s without charger replies, except that writes land and their replies are lost
@@ -277,7 +277,7 @@ def test_a_lost_reply_to_a_stop_restarts_after_the_hold_and_ramps():
     n = len(w.writes)
     run_for(ctl, w, 5000)
     assert any(a == 0 for _, a in w.writes[n:]), "the fault stopped the car"
-    assert w.reg == 0
+    assert w.reg1000 == 0
     stop_end = t_f + 3000
     run_for(ctl, w, 120000)
     after = [(t, a) for t, a in w.writes[n:] if t >= stop_end and a]

@@ -11,7 +11,6 @@
 # twin's RAM figures count it in place of the real one.
 import asyncio
 import os
-import select
 import sys
 import termios
 import time
@@ -62,29 +61,20 @@ def ticks_diff(a, b):
 
 
 class Pty:
-    # machine.UART subset over the pty: write(), read(n) -> bytes or None, any() (also used by
-    # host_tests/mp_bus_check.py)
+    # machine.UART subset over the pty: write(buf), readinto(buf) -> bytes read (0: none; the pty
+    # is raw with VMIN=0, so reads never wait), close() (also used by host_tests/mp_bus_check.py)
     def __init__(self, path):
-        self.f = open(path, "r+b", buffering=0)
-        # bound once: a method costs ~70 B of heap on the board
-        self.write = self.f.write
-        self.close = self.f.close
-        fd = self.f.fileno()
+        f = open(path, "r+b", buffering=0)
+        # bound once, no class methods: a method costs ~70 B of heap on the board
+        self.write = f.write
+        self.readinto = f.readinto
+        self.close = f.close
+        fd = f.fileno()
         termios.setraw(fd)
         a = termios.tcgetattr(fd)
         a[6][6] = 0     # VMIN: reads return what is there
         a[6][5] = 0     # VTIME: no inter-byte wait
         termios.tcsetattr(fd, termios.TCSANOW, a)
-        self.p = select.poll()
-        self.p.register(self.f, select.POLLIN)
-
-    def read(self, n=256):
-        if not self.p.poll(0):
-            return None
-        return self.f.read(n) or None
-
-    def any(self):
-        return 1 if self.p.poll(0) else 0
 
 
 def uart():
