@@ -67,7 +67,9 @@ step("oled dropped after its page")
 import netpie  # noqa: E402
 step("import netpie")
 cl = netpie.Cloud(cfg, st, board)
-step("netpie.Cloud, with umqtt.simple (frozen) for the first connect")
+step("netpie.Cloud")
+cl.u = netpie.umqtt()
+step("umqtt.simple (frozen), held from boot to the first connect")
 m = cl.u.MQTTClient(cfg["netpie"]["client_id"], "127.0.0.1", 1883, cfg["netpie"]["token"],
                     cfg["netpie"]["secret"], 30)
 step("umqtt MQTTClient while connecting")

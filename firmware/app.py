@@ -99,6 +99,10 @@ def run():
     if board.safe_mode():
         print("safe mode: REPL kept, meter not started")
         return
+    # the modules the meter keeps, before the config's parse: their objects and qstr pools go to
+    # the bottom of the heap in one run, and the parse's temporaries leave one hole above them
+    import control  # noqa: F401
+    import modbus  # noqa: F401
     import config
     try:
         cfg = config.load(board.CONFIG)
@@ -131,12 +135,16 @@ def run():
 async def _run(cfg, st, seq, bad):
     # the big buffers first, while the heap still has long runs of free blocks: the cloud's
     # 1 280 B packet buffer (made after the control task's objects it found no hole at a 29K
-    # heap), then the OLED's one-line buffer
+    # heap); then the OLED panel, whose driver needs ~1.4 KB for a moment; then umqtt.simple
+    # for the first connect (~1 KB, dropped after it: after the tasks had started it failed
+    # to import for minutes at 25K, and before the panel the heap did not boot at 24K)
     cloud = None
     if cfg["netpie"]["client_id"]:
         import netpie
         cloud = netpie.Cloud(cfg, st, board)
     pn = _panel()
+    if cloud:
+        cloud.u = netpie.umqtt()
     import control
     import meter
     import modbus

@@ -44,8 +44,9 @@ _BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
 _TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
 
 
-def _umqtt():
-    # umqtt.simple, for one connect (Cloud._step drops it again)
+def umqtt():
+    """umqtt.simple, for one connect: Cloud._connect drops it again. app.py hands the first one
+    to the Cloud (`cloud.u`) at boot."""
     import umqtt.simple
     return umqtt.simple
 
@@ -189,13 +190,9 @@ class Cloud:
         self.st = state
         self.b = board
         self.ip = None          # the broker's address, resolved once
-        # umqtt.simple for the first connect, imported here at boot while the heap has long free
-        # runs (at 25K the import in a fragmented heap failed for minutes); dropped after it
-        # and imported again for a reconnect (_connect)
-        try:
-            self.u = _umqtt()
-        except ImportError:     # CPython (tests); on a board _connect says so in `error`
-            self.u = None
+        # umqtt.simple for the next connect (app.py sets it at boot: imported after the tasks
+        # had started, in a 25K heap, it failed for minutes); dropped after each connect
+        self.u = None
         self.s = None           # the session's socket (None: not connected)
         self.p = None           # poll object on the client's socket
         self.ph = 0             # 0 not connected, 2 SUBSCRIBE sent, 3 get sent, 4 ready
@@ -383,7 +380,7 @@ class Cloud:
     def _connect(self, n):
         # CONNECT and CONNACK through umqtt.simple, imported for this and dropped after it;
         # self.s is the socket as soon as there is one (run() closes it on any error)
-        u = self.u or _umqtt()
+        u = self.u or umqtt()
         self.u = None
         m = None
         try:

@@ -272,11 +272,11 @@ class FakeClient:
 
 
 def fake_umqtt(monkeypatch):
-    """netpie imports umqtt.simple for each connect (netpie._umqtt): hand it the fake client.
+    """netpie imports umqtt.simple for each connect (netpie.umqtt): hand it the fake client.
     Returns the list of clients made."""
     import types
     FakeClient.made = []
-    monkeypatch.setattr(netpie, "_umqtt", lambda: types.SimpleNamespace(
+    monkeypatch.setattr(netpie, "umqtt", lambda: types.SimpleNamespace(
         MQTTClient=FakeClient, MQTTException=FakeMQTTException))
     return FakeClient.made
 
