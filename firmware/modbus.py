@@ -7,8 +7,8 @@
 # allocation that failed first in a fragmented heap; docs/benchmarks.md section 0). One task owns
 # the bus (the control task; pzem_setup at the REPL); a new xfer() abandons one in flight.
 # Preallocated frame buffers, bytes received one at a time (readinto); the allocations per
-# transfer are the StopIteration that carries the result and what the parse function makes. Runs on the ESP8266,
-# the MicroPython unix port and CPython (host tests).
+# transfer are the StopIteration that carries the result and what the parse function makes.
+# Runs on the ESP8266, the MicroPython unix port and CPython (host tests).
 import asyncio
 import time
 
