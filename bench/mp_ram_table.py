@@ -68,12 +68,9 @@ import netpie  # noqa: E402
 step("import netpie")
 cl = netpie.Cloud(cfg, st, board)
 step("netpie.Cloud")
-cl.u = netpie.umqtt()
-step("umqtt.simple (frozen), held from boot to the first connect")
-m = cl.u.MQTTClient(cfg["netpie"]["client_id"], "127.0.0.1", 1883, cfg["netpie"]["token"],
-                    cfg["netpie"]["secret"], 30)
-step("umqtt MQTTClient while connecting")
-m = cl.u = None
+cl.prepare()
+step("umqtt.simple (frozen) and its MQTTClient, held from boot to the first connect")
+cl.u = cl.m = None
 sys.modules.pop("umqtt.simple")
 sys.modules.pop("umqtt")
 step("umqtt.simple dropped after the connect")

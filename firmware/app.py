@@ -78,11 +78,17 @@ async def _watchdog(ctl):
         await asyncio.sleep_ms(500)
 
 
-async def _clock(host):
+async def _clock(host, cloud):
     # NTP at boot, every 30 s until a server answers, then hourly (clock.sync). clock.py is
     # imported for each attempt and dropped after it: between syncs its code would hold about
     # 0.8 KB of heap (docs/benchmarks.md section 0)
     addr = [None]                   # the server's address, resolved once
+    n = 0
+    while cloud and cloud.u and n < 30:
+        # the cloud's first connect goes first while it holds umqtt.simple (~1 KB) for it: at
+        # a 24K heap clock.py loaded beside it left the connect no room (at most 30 s)
+        await board.sleep(1000)
+        n += 1
     while True:
         ms = 30000
         try:
@@ -136,15 +142,16 @@ async def _run(cfg, st, seq, bad):
     # the big buffers first, while the heap still has long runs of free blocks: the cloud's
     # 1 280 B packet buffer (made after the control task's objects it found no hole at a 29K
     # heap); then the OLED panel, whose driver needs ~1.4 KB for a moment; then umqtt.simple
-    # for the first connect (~1 KB, dropped after it: after the tasks had started it failed
-    # to import for minutes at 25K, and before the panel the heap did not boot at 24K)
+    # and its client for the first connect (~1 KB, dropped after it: after the tasks had
+    # started they failed to load for minutes at 25K, and before the panel the heap did not
+    # boot at 24K)
     cloud = None
     if cfg["netpie"]["client_id"]:
         import netpie
         cloud = netpie.Cloud(cfg, st, board)
     pn = _panel()
     if cloud:
-        cloud.u = netpie.umqtt()
+        cloud.prepare()
     import control
     import meter
     import modbus
@@ -154,10 +161,10 @@ async def _run(cfg, st, seq, bad):
     if pn:
         asyncio.create_task(_display(pn, st, cfg))
     if board.NTP and cfg["wifi"]["ssid"]:
-        asyncio.create_task(_clock(cfg["ntp_host"]))
+        asyncio.create_task(_clock(cfg["ntp_host"], cloud))
     if cloud:
         asyncio.create_task(cloud.run())
-        del cloud
+        cloud = None
     board.watchdog()
     gc.collect()
     board.report('{"boot":1,"seq":%d,"bad_slots":%d,"wh":%d,"heap":%d,"free":%d}' % (

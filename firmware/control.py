@@ -110,10 +110,10 @@ class Control:
             st.ev_misses = 0
             was = st.ev_state
             st.ev_state = e[1]
-            if was not in (2, 3, 4) and e[1] in (2, 3, 4):
+            if not 2 <= was <= 4 and 2 <= e[1] <= 4:
                 self.sess_wh = 0            # plugged in: a new session
                 self.rnd = random.getrandbits(8) % 100      # its place in the street's night
-            if was in (2, 3, 4) and e[1] == 1 and st.emergency:
+            if 2 <= was <= 4 and e[1] == 1 and st.emergency:
                 st.emergency = False        # emergency charging ends with the session
                 st.dirty = True
             a = e[0] if e[0] >= 6 else 0
@@ -122,7 +122,7 @@ class Control:
                 # fallback): a stop read back here restarts after the hold and ramps
                 self.change(st.ev_current_a, a, per_a)
                 st.ev_current_a = a
-            if was not in (3, 4) and e[1] in (3, 4) and self.tc < 0:
+            if not 3 <= was <= 4 and 3 <= e[1] <= 4 and self.tc < 0:
                 self.change(0, a, per_a)    # the car starts drawing on its own (B -> C)
         elif e is None:
             st.ev_misses += 1
@@ -228,7 +228,7 @@ class Control:
             sp = scheduler.spread(loc, end if end > loc else end + 86400,
                                   scheduler.day_windows(loc // 86400, cfg), need,
                                   cfg["_eff_pct"], per_a, ch, self.rnd, st.ev_current_a, tail)
-        blocked = (st.ev_state not in (2, 3, 4) or faults & (S.F_PZEM | S.F_EVSE)
+        blocked = (not 2 <= st.ev_state <= 4 or faults & (S.F_PZEM | S.F_EVSE)
                    or (not emerg and (soon or now < self.hold)) or st.ev_soc_pct >= 100
                    or sp == 0)
         # the ramp is per second of time gone by: a tick slowed down ramps no slower
@@ -320,17 +320,17 @@ class Control:
         # settings the plan depends on, packed in place (no per-tick allocation: a tuple kept
         # from one tick to the next fragments a small heap)
         ps = self.psig
-        changed = (ps[0] != st.target_min or ps[1] != (st.ev_state in (2, 3, 4))
+        changed = (ps[0] != st.target_min or ps[1] != (2 <= st.ev_state <= 4)
                    or ps[2] != st.trip_soc_pct or ps[3] != on or ps[4] != st.start_soc_pct)
         if changed or t_s - self.plan_s >= _PLAN_S:
             ps[0] = st.target_min
-            ps[1] = st.ev_state in (2, 3, 4)
+            ps[1] = 2 <= st.ev_state <= 4
             ps[2] = st.trip_soc_pct
             ps[3] = on
             ps[4] = st.start_soc_pct
             self.plan_s = t_s
             p = None
-            if now and st.target_min >= 0 and st.ev_state in (2, 3, 4):
+            if now and st.target_min >= 0 and 2 <= st.ev_state <= 4:
                 w = 0
                 for i, ld in enumerate(cfg["loads"]):
                     if on >> i & 1 and not ld["critical"]:
@@ -408,7 +408,7 @@ class Control:
                 self.tc = -1
                 return self.ev_w
             return d0 + m
-        elif ev_state not in (3, 4):
+        elif not 3 <= ev_state <= 4:
             self.ev_w = 0                   # not charging: the total is the house alone
             self.cap = False
         return self.ev_w

@@ -42,11 +42,21 @@ _N = const(25)      # telemetry fields (indices in Cloud._val); 0..2 mirror user
 _UNC = const(15000)  # ms a sent setting waits for its own echo before other shadow values win
 _BUF = const(1280)  # bytes of the packet buffer (Cloud.buf)
 _TOPIC = const(64)  # longest topic taken (ours are at most 45 B)
+# the telemetry fields composed in pieces (Cloud._val): energy today/month, plan, advice,
+# loads, faults, error
+_MULTI = const(1 << 8 | 1 << 9 | 1 << 15 | 1 << 16 | 1 << 18 | 1 << 19 | 1 << 20)
+# ... and the slow ones, once a minute: energy, bills, SOC, bus counters
+_SLOW = const(1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 13 | 1 << 24)
+# The shadow's command fields: 0..2 settings mirrored in telemetry, 3.. one-shot (nulled once
+# taken, Cloud.clr bits 0..3). Bit n of _CMD_LENS: a command name n - 2 characters long.
+# (bit sets, chains and one shared tuple in place of tuple literals: each literal tuple is an
+# object of ~18 B in RAM on the board, docs/benchmarks.md section 0)
+_CMDS = ("target", "emergency", "choice", "load", "trip", "dr", "reset_ev_soc")
+_CMD_LENS = const(1 << 3 | 1 << 5 | 1 << 7 | 1 << 10 | 1 << 13)
 
 
 def umqtt():
-    """umqtt.simple, for one connect: Cloud._connect drops it again. app.py hands the first one
-    to the Cloud (`cloud.u`) at boot."""
+    """umqtt.simple, for connecting (Cloud.prepare)."""
     import umqtt.simple
     return umqtt.simple
 
@@ -190,9 +200,9 @@ class Cloud:
         self.st = state
         self.b = board
         self.ip = None          # the broker's address, resolved once
-        # umqtt.simple for the next connect (app.py sets it at boot: imported after the tasks
-        # had started, in a 25K heap, it failed for minutes); dropped after each connect
-        self.u = None
+        # umqtt.simple and its MQTTClient for the next connect (prepare), dropped after a
+        # connect succeeds
+        self.u = self.m = None
         self.s = None           # the session's socket (None: not connected)
         self.p = None           # poll object on the client's socket
         self.ph = 0             # 0 not connected, 2 SUBSCRIBE sent, 3 get sent, 4 ready
@@ -377,15 +387,29 @@ class Cloud:
                 st.dirty = True
                 self.tw = t - 9         # retry in about a second
 
+    def prepare(self):
+        """Load umqtt.simple and make its client for the next connect. app.py calls this at boot,
+        while the heap still has room in one piece: made after the tasks had started, the
+        module failed to load for minutes at 25K, and the client's 136 B attribute table
+        found no free block at 24K (docs/benchmarks.md section 0)."""
+        n = self.c["netpie"]
+        u = self.u = self.u or umqtt()
+        if not self.m:
+            self.m = u.MQTTClient(n["client_id"], n["host"], n["port"], n["token"], n["secret"],
+                                  self.ka)
+
     def _connect(self, n):
-        # CONNECT and CONNACK through umqtt.simple, imported for this and dropped after it;
+        # CONNECT and CONNACK through umqtt.simple. The module and its client are kept while
+        # attempts fail (a retry in a heap that running has fragmented may find no room to make
+        # them again) and dropped once a connect succeeds: a reconnect makes them again.
         # self.s is the socket as soon as there is one (run() closes it on any error)
-        u = self.u or umqtt()
-        self.u = None
-        m = None
+        if not self.m:
+            self.prepare()
+        u = self.u
+        m = self.m
+        m.server = self.ip          # resolved once (_step); the client was made with the name
+        m.sock = None
         try:
-            m = u.MQTTClient(n["client_id"], self.ip, n["port"], n["token"], n["secret"],
-                             self.ka)
             try:
                 m.connect(timeout=_TO)  # umqtt.simple >= 1.6: TCP connect, CONNACK bounded
             except TypeError:
@@ -403,6 +427,7 @@ class Cloud:
                         return k
                 u.socket = K
                 m.connect()
+            self.u = self.m = None
         except u.MQTTException as e:    # CONNACK refused (NETPIE: 5, credentials)
             st = self.st
             st.faults |= S.F_AUTH
@@ -411,11 +436,11 @@ class Cloud:
             self.w = 300000
             raise OSError(0)
         finally:
-            if m:
-                self.s = m.sock
+            self.s = m.sock
             m = u = None
-            sys.modules.pop("umqtt.simple", None)
-            sys.modules.pop("umqtt", None)
+            if not self.m:
+                sys.modules.pop("umqtt.simple", None)
+                sys.modules.pop("umqtt", None)
 
     def _pub(self, topic, msg):
         # one PUBLISH at qos 0: topic (str, under 128 B) and payload (under 16 KB)
@@ -449,8 +474,6 @@ class Cloud:
                 b[e:m] = f
                 e = m
                 x = (x & 0x1FFFFFFF) << 1 ^ _fp(f) & 0x3FFFFFFF    # small ints on the ESP8266
-                if i != 15:
-                    break
             if not k:
                 continue
             if not e:
@@ -472,10 +495,15 @@ class Cloud:
         return n + 2
 
     def _val(self, i, k=0):
-        # telemetry field i as b'"name":json' (the plan: its piece k of 6), None = leave out;
-        # i < 0: piece k of 8 of the learned household load (the house_profile command)
+        # piece k of telemetry field i, b'"name":json' when joined (None: no more pieces; at k=0:
+        # leave the field out); i < 0: piece k of 8 of the learned household load (the
+        # house_profile command). The fields over ~30 B come in pieces of at most ~35 B
+        # (_MULTI): in a fragmented 24K heap a whole 70-100 B field, made with its formatting
+        # temporaries, found no free block (docs/benchmarks.md section 0)
         st = self.st
         c = self.c
+        if k and i >= 0 and not _MULTI >> i & 1:
+            return None
         if i < 0:
             # W per half-hour from 00:00, weekdays then weekends and holidays (null: fewer days
             # than the plan trusts), 12 slots a piece
@@ -490,11 +518,11 @@ class Cloud:
         if i == 0:
             k, v = "target", _hm(st.target_min)
         elif i == 1:
-            k, v = "emergency", ("false", "true")[st.emergency]
+            k, v = "emergency", "true" if st.emergency else "false"
         elif i == 2:
             k, v = "choice", '"%s"' % S.CHOICES[st.choice]
         elif i < 6:
-            k = ("power_w", "house_w", "ev_w")[i - 3]
+            k = "power_w" if i == 3 else "house_w" if i == 4 else "ev_w"
             if i < 5 and st.faults & S.F_PZEM:
                 # the supply is not being read: no stale figure (the shadow drops the field);
                 # the first reading after it goes out whatever its size
@@ -510,24 +538,27 @@ class Cloud:
         elif i == 6:
             k, v = "limit_w", st.limit_w
         elif i == 7:
-            k, v = "peak", ("false", "true")[st.peak]
-        elif i in (8, 9, 10, 11, 13, 24) and not self.sd:
+            k, v = "peak", "true" if st.peak else "false"
+        elif _SLOW >> i & 1 and not self.sd:
             return None             # slow fields: once a minute
         elif i < 10:
             q = st.counters
-            if q is None:
+            if q is None or k > 2:
                 return None
             m = meter
-            j = i == 9
-            k = ("energy_today_wh", "energy_month_wh")[j]
-            j *= 3
-            v = '{"offpeak":%d,"peak":%d,"emergency":%d,"ev":%d}' % (
-                q[m.C_DAY_OFF + j], q[m.C_DAY_PEAK + j], q[m.C_DAY_EM + j],
-                q[m.C_MON_EV if j else m.C_DAY_EV])
+            j = (i == 9) * 3            # the month's counters follow the day's
+            if k == 0:
+                v = '"%s":{"offpeak":%d,' % ("energy_month_wh" if j else "energy_today_wh",
+                                             q[m.C_DAY_OFF + j])
+            elif k == 1:
+                v = '"peak":%d,"emergency":%d,' % (q[m.C_DAY_PEAK + j], q[m.C_DAY_EM + j])
+            else:
+                v = '"ev":%d}' % q[m.C_MON_EV if j else m.C_DAY_EV]
+            return v.encode()
         elif i < 12:
             if st.counters is None:
                 return None
-            k = ("bill_today", "bill_month")[i - 10]
+            k = "bill_month" if i == 11 else "bill_today"
             v = "%.2f" % meter.bill(st.counters, c, i == 11)
         elif i == 12:
             k, v = "ev_state", '"%s"' % "?ABCDE"[st.ev_state if 0 < st.ev_state < 6 else 0]
@@ -542,57 +573,72 @@ class Cloud:
                     return None
                 k, v = "plan", "null"
             else:
-                # the biggest field (~330 B), in six pieces of about 50 B at most (see _tele): at a
-                # 28K heap the holes left were under 100 B (docs/benchmarks.md section 0)
-                z = c["tz_offset_min"] * 60
+                # the biggest field (~330 B), in pieces of at most ~30 B (see _tele): at a 24K
+                # heap a 45 B piece with its formatting temporaries found no free block. Each
+                # format string is a qstr (7 B of heap; a tuple of names would cost more)
                 q = scheduler
-                r = p[q.P_TRIP]
-                b = ("false", "true")
+                z = c["tz_offset_min"] * 60
                 if k == 0:
-                    v = '"plan":{"feasible":%s,"full_at":%s,' % (b[bool(p[q.P_OK])],
-                                                                 _hm(p[q.P_FULL], z))
+                    v = '"plan":{"feasible":%s,' % ("true" if p[q.P_OK] else "false")
                 elif k == 1:
-                    v = '"charge_minutes":%d,"reachable_soc_pct":%d,' % (p[q.P_MIN], p[q.P_SOC])
+                    v = '"full_at":%s,' % _hm(p[q.P_FULL], z)
                 elif k == 2:
-                    v = '"shed":{"soc_pct":%d,"full_at":%s},' % (p[q.P_SHED_SOC],
-                                                                 _hm(p[q.P_SHED_FULL], z))
+                    v = '"charge_minutes":%d,' % p[q.P_MIN]
                 elif k == 3:
-                    v = '"emergency":{"soc_pct":%d,"full_at":%s,' % (p[q.P_EM_SOC],
-                                                                     _hm(p[q.P_EM_FULL], z))
+                    v = '"reachable_soc_pct":%d,' % p[q.P_SOC]
                 elif k == 4:
-                    v = '"extra_cost":%.2f},"trip_ok":{"accept":%s,' % (p[q.P_EM_COST], b[r & 1])
+                    v = '"shed":{"soc_pct":%d,' % p[q.P_SHED_SOC]
                 elif k == 5:
-                    v = '"shed":%s,"emergency":%s}}' % (b[r >> 1 & 1], b[r >> 2 & 1])
+                    v = '"full_at":%s},' % _hm(p[q.P_SHED_FULL], z)
+                elif k == 6:
+                    v = '"emergency":{"soc_pct":%d,' % p[q.P_EM_SOC]
+                elif k == 7:
+                    v = '"full_at":%s,' % _hm(p[q.P_EM_FULL], z)
+                elif k == 8:
+                    v = '"extra_cost":%.2f},' % p[q.P_EM_COST]
+                elif k == 9:
+                    v = '"trip_ok":{"accept":%s,' % ("true" if p[q.P_TRIP] & 1 else "false")
+                elif k == 10:
+                    v = '"shed":%s,"emergency":%s}}' % ("true" if p[q.P_TRIP] & 2 else "false",
+                                                          "true" if p[q.P_TRIP] & 4 else "false")
                 else:
                     return None
                 return v.encode()
-        elif i < 19:
-            # 16 advice (names), 17 advice_w, 18 loads (name -> on/off)
-            k = ("advice", "advice_w", "loads")[i - 16]
-            v = 0 if i == 17 else ""
-            j = 0
+        elif i == 17:
+            k = "advice_w"
+            v = j = 0
             for ld in c["loads"]:
-                if i == 18:
-                    v += ',"%s":"%s"' % (ld["name"], ("off", "on")[st.loads[j] != 0])
-                elif st.advice >> j & 1:
-                    if i == 16:
-                        v += ',"%s"' % ld["name"]
-                    else:
-                        v += ld["rated_w"]
+                if st.advice >> j & 1:
+                    v += ld["rated_w"]
                 j += 1
-            if i != 17:
-                v = ("{%s}" if i == 18 else "[%s]") % v[1:]
-        elif i == 19:
-            k = "faults"
-            v = ""
-            j = 0
-            for f in S.FAULT_NAMES:
-                if st.faults >> j & 1:
-                    v += ',"%s"' % f
-                j += 1
-            v = "[%s]" % v[1:]
+        elif i < 20:
+            # 16 advice (load names), 18 loads (name -> on/off), 19 faults (names): the opening,
+            # one piece per entry (b"" for an entry left out), the close
+            f = S.FAULT_NAMES if i == 19 else c["loads"]
+            j = k - 1
+            if j > len(f):
+                return None
+            if k == 0:
+                v = '"advice":[' if i == 16 else '"loads":{' if i == 18 else '"faults":['
+            elif j == len(f):
+                v = "}" if i == 18 else "]"
+            else:
+                m = st.advice if i == 16 else st.faults if i == 19 else -1
+                if not m >> j & 1:
+                    return b""
+                v = f[j] if i == 19 else f[j]["name"]
+                # a comma when an entry before this one was written
+                v = ('%s"%s":"%s"' % ("," if j else "", v, "on" if st.loads[j] else "off")
+                     if i == 18 else '%s"%s"' % ("," if m & ((1 << j) - 1) else "", v))
+            return v.encode()
         elif i == 20:
-            k, v = "error", json.dumps(st.error)
+            # the message as a JSON string, 20 characters a piece
+            j = len(st.error)
+            if k > (j + 19) // 20 + 1:
+                return None
+            v = ('"error":"' if k == 0 else '"' if (k - 1) * 20 >= j else
+                 json.dumps(st.error[k * 20 - 20:k * 20])[1:-1])
+            return v.encode()
         elif i == 21:
             k, v = "trip_soc_pct", st.trip_soc_pct
         elif i == 22:
@@ -609,7 +655,7 @@ class Cloud:
             j = i - _N
             if not self.clr >> j & 1:
                 return None
-            k, v = ("load", "trip", "dr", "reset_ev_soc")[j], "null"
+            k, v = _CMDS[3 + j], "null"
         return ('"%s":%s' % (k, v)).encode()
 
     def _rx(self, s):
@@ -762,11 +808,10 @@ class Cloud:
                 x = d.find(b'"', m)                 # the member's key, without copying it
                 k = d.find(b'"', x + 1)
                 m = i + 1
-                if k - x not in (3, 5, 7, 10, 13):  # no command name has this length
-                    continue
+                if not 0 < k - x < 14 or not _CMD_LENS >> k - x & 1:
+                    continue                        # no command name has this length
                 k = d[x + 1:k].decode()
-                if k not in ("target", "emergency", "choice", "load", "trip", "dr",
-                             "reset_ev_soc"):
+                if k not in _CMDS:
                     continue
                 v = json.loads(d[x + len(k) + 2:i].strip()[1:])
                 if v is None:
@@ -781,15 +826,15 @@ class Cloud:
                         if v[x] is not None:
                             apply(st, self.c, "load/" + x, v[x])
                     st.dirty = 2
-                elif k in ("trip", "dr", "reset_ev_soc"):
-                    self.clr |= 1 << ("load", "trip", "dr", "reset_ev_soc").index(k)
+                elif _CMDS.index(k) > 3:     # trip, dr, reset_ev_soc
+                    self.clr |= 1 << _CMDS.index(k) - 3
                     apply(st, self.c, k, v)
                     st.dirty = 2
-                elif k in ("target", "emergency", "choice"):
+                else:
                     # own-echo rule (docs/netpie.md): a value equal to what this device sent last
                     # is its own echo; while a sent value waits for its echo (at most _UNC ms, and
                     # always in a get response after a reconnect) other values are stale echoes
-                    n = ("target", "emergency", "choice").index(k)
+                    n = _CMDS.index(k)
                     old = (st.target_min, st.emergency, st.choice, st.error, st.dirty)
                     if apply(st, self.c, k, v):
                         self.h[n] = -1    # rewrite the bad shadow value with ours

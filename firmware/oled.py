@@ -93,7 +93,7 @@ def page_lines(st, cfg, page):
             t = p[scheduler.P_TRIP]
             lines.append("Trip A%s S%s E%s" % ("+" if t & 1 else "-", "+" if t & 2 else "-",
                                                "+" if t & 4 else "-"))
-        elif st.ev_state in (2, 3, 4):
+        elif 2 <= st.ev_state <= 4:
             lines.append("no plan: set" if st.target_min < 0 else "no plan")
             lines.append("departure" if st.target_min < 0 else "")
     else:

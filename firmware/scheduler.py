@@ -183,7 +183,7 @@ def plan(now, target_min, soc, house_w, shed_w, trip_pct, cfg, hold=0, delay_s=0
     lim = cfg["sanctioned_w"]
     fa = FOLLOW_A if prof is not None else 0
     r = []
-    for o in (0, 1, 2):
+    for o in range(3):
         # -> (SOC at the target, local full second or -1, charging s to full or -1, grid Wh)
         if need <= 0:
             r.append((100, t0, 0, 0))

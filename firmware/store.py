@@ -71,7 +71,7 @@ def load(base, st):
     """Restore the newest valid slot into st. Returns (seq or -1, number of corrupt slots)."""
     found = []
     bad = 0
-    for i in (0, 1):
+    for i in range(2):
         try:
             with open(base + str(i), "rb") as f:
                 b = f.read()

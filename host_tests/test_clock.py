@@ -145,6 +145,43 @@ def test_the_clock_task_drops_clock_py_between_attempts_and_outlives_a_memory_er
     fake_clock.sync = sync
     failed = import_fails_once(monkeypatch, "clock", fake_clock, 96)
     with pytest.raises(asyncio.CancelledError):
-        asyncio.run(app._clock("pool.ntp.org"))
+        asyncio.run(app._clock("pool.ntp.org", None))
     assert failed and waits == [(30000, False), (3600000, False), (3600000, False)]
     assert calls == [("pool.ntp.org", None), ("pool.ntp.org", ("192.0.2.1", 123))]
+
+
+@pytest.mark.parametrize("connected_after_s", [3, None])
+def test_the_first_sync_waits_for_the_clouds_first_connect_at_most_30_s(monkeypatch,
+                                                                        connected_after_s):
+    # while the cloud holds umqtt.simple for its first connect, clock.py is not loaded beside it
+    # (at a 24K heap the two at once left the connect no room); a cloud that cannot connect
+    # holds the sync back 30 s at most
+    import asyncio
+    import sys
+    import types
+    cloud = types.SimpleNamespace(u=object())
+    seen = []
+
+    async def sleep(ms):
+        if ms == 1000:
+            seen.append("clock" in sys.modules)
+            if len(seen) == connected_after_s:
+                cloud.u = None          # connected: umqtt.simple dropped
+            await asyncio.sleep(0)
+            return
+        raise asyncio.CancelledError    # after the first attempt
+
+    app = app_over_a_fake_board(monkeypatch, sleep)
+    fake_clock = types.ModuleType("clock")
+    synced = []
+
+    async def sync(board, host, addr):
+        synced.append(len(seen))
+        return 3600000
+
+    fake_clock.sync = sync
+    import_fails_once(monkeypatch, "clock", fake_clock, 0).append("no failure")
+    with pytest.raises(asyncio.CancelledError):
+        asyncio.run(app._clock("pool.ntp.org", cloud))
+    assert not any(seen)                # clock.py not loaded while waiting
+    assert synced == [connected_after_s or 30]

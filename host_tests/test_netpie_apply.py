@@ -261,12 +261,18 @@ class FakeClient:
 
     def __init__(self, client_id, server, port=0, user=None, password=None, keepalive=0):
         self.args = (client_id, server, port, user, password, keepalive)
+        self.server = server            # umqtt.simple resolves it in connect()
         self.sock = None
         FakeClient.made.append(self)
+
+    unreachable = 0             # connects that fail with OSError (no broker) before one works
 
     def connect(self, clean_session=True, timeout=None):
         self.sock = FakeSock()
         self.timeout = timeout
+        if FakeClient.unreachable:
+            FakeClient.unreachable -= 1
+            raise OSError(113)
         if self.refuse:
             raise FakeMQTTException(self.refuse)
 
@@ -368,7 +374,8 @@ def test_telemetry_fields_and_deltas():
     st.counters[meter.C_MON_PEAK] = 700
     st.counters[meter.C_DAY_EV] = 900
     st.ev_state, st.ev_soc_pct, st.target_min = 3, 55, 450
-    st.plan = (True, NOW + 3600, 240, 100, 100, NOW + 3000, 100, NOW + 1200, 12.345, 7)
+    # distinct values, so that a member taken from the wrong place shows
+    st.plan = (True, NOW + 3600, 240, 91, 95, NOW + 3000, 99, NOW + 1200, 12.345, 5)
     st.advice = 0b011
     st.faults = S.F_CLOCK | S.F_AUTH
     st.loads[1] = 0
@@ -381,12 +388,12 @@ def test_telemetry_fields_and_deltas():
     tz = CFG["tz_offset_min"] * 60
     hm = lambda t: "%02d:%02d" % ((t + tz) // 60 % 1440 // 60, (t + tz) // 60 % 60)  # noqa
     assert d["plan"] == {"feasible": True, "full_at": hm(NOW + 3600), "charge_minutes": 240,
-                         "reachable_soc_pct": 100,
-                         "shed": {"soc_pct": 100, "full_at": hm(NOW + 3000)},
-                         "emergency": {"soc_pct": 100, "full_at": hm(NOW + 1200),
+                         "reachable_soc_pct": 91,
+                         "shed": {"soc_pct": 95, "full_at": hm(NOW + 3000)},
+                         "emergency": {"soc_pct": 99, "full_at": hm(NOW + 1200),
                                        "extra_cost": 12.35 if "%.2f" % 12.345 == "12.35"
                                        else 12.34},
-                         "trip_ok": {"accept": True, "shed": True, "emergency": True}}
+                         "trip_ok": {"accept": True, "shed": False, "emergency": True}}
     assert d["advice"] == ["ac", "heater"] and d["advice_w"] == 2500
     assert d["loads"] == {"ac": "on", "heater": "off", "fridge": "on"}
     assert d["faults"] == ["clock", "auth"] and d["error"] == "" and d["emergency"] is False
@@ -397,6 +404,41 @@ def test_telemetry_fields_and_deltas():
     st.plan = None
     st.counters = None
     assert send(c) == {"plan": None}
+
+
+@pytest.mark.parametrize("advice", [0, 0b001, 0b010, 0b100, 0b110, 0b111])
+@pytest.mark.parametrize("faults", [0, S.F_PZEM, S.F_EVSE | S.F_CLOUD, S.F_AUTH, 0x3F])
+def test_fields_in_pieces_join_to_the_same_json(advice, faults):
+    # advice, loads and faults go out an entry a piece (commas only between entries written)
+    c, st = cloud()
+    st.advice, st.faults = advice, faults
+    st.loads[0] = advice & 1
+    d = send(c)
+    names = [ld["name"] for ld in CFG["loads"]]
+    assert d["advice"] == [n for j, n in enumerate(names) if advice >> j & 1]
+    assert d["advice_w"] == sum(ld["rated_w"] for j, ld in enumerate(CFG["loads"])
+                                if advice >> j & 1)
+    assert d["faults"] == [n for j, n in enumerate(S.FAULT_NAMES) if faults >> j & 1]
+    assert d["loads"] == {n: ("on" if st.loads[j] else "off") for j, n in enumerate(names)}
+
+
+@pytest.mark.parametrize("error", ["", "x" * 19, "y" * 20, "z" * 21, 'load "ac": \\ bad\n' * 4,
+                                   "caf\u00e9 " * 9, "\u00e9" * 20 + '"'])
+def test_the_error_goes_out_in_pieces_as_one_json_string(error):
+    c, st = cloud()
+    st.error = error
+    assert send(c)["error"] == error
+    st.error = error + "!"
+    assert send(c) == {"error": error + "!"}
+
+
+def test_no_loads_configured_gives_empty_advice_and_loads():
+    cfg = dict(CFG, loads=[])
+    st = S.State(0)
+    st.error = ""
+    c = netpie.Cloud(cfg, st, Board())
+    d = send(c)
+    assert d["advice"] == [] and d["loads"] == {} and d["advice_w"] == 0
 
 
 def test_a_silent_supply_meter_shows_no_stale_power():
@@ -532,6 +574,7 @@ def test_connect_step_subscribe_get_and_publish(monkeypatch):
     sock = c.s
     assert sock is m.sock
     assert m.args == ("cid", "127.0.0.1", 1883, "tok", "sec", 30) and m.timeout == 0.5
+    assert m.server == "127.0.0.1"      # the address resolved once, given to the client
     assert sock.to == 0.5
     assert c.ph == 2 and st.faults == 0 and st.error == ""
     assert "umqtt.simple" not in sys.modules and "umqtt" not in sys.modules   # dropped
@@ -631,6 +674,29 @@ def test_connect_refused_is_an_auth_fault(monkeypatch):
     assert st.error == "cloud: broker refused the credentials (5)"
     assert c.s is None and c.ph == 0
     assert netpie.ticks_diff(c.tr, netpie.ticks_ms()) > 290000     # long back-off
+
+
+def test_umqtt_is_kept_while_connects_fail_and_dropped_once_one_succeeds(monkeypatch):
+    # a retry must not import umqtt.simple again in a heap that running has fragmented
+    imports = []
+    fake_umqtt(monkeypatch)
+    fake = netpie.umqtt
+    monkeypatch.setattr(netpie, "umqtt", lambda: imports.append(1) or fake())
+    monkeypatch.setattr(FakeClient, "unreachable", 2)
+    monkeypatch.setattr(netpie.select, "poll", FakePoll)
+    cfg = json.loads(json.dumps(CFG))
+    cfg["netpie"].update(client_id="cid", host="127.0.0.1", port=1883)
+    c = netpie.Cloud(cfg, new_state(), Board())
+    for attempt in range(2):
+        monkeypatch.setitem(sys.modules, "umqtt.simple", object())
+        with pytest.raises(OSError):
+            c._step()
+        assert c.u is not None and "umqtt.simple" in sys.modules, attempt   # kept
+        c.tr = netpie.ticks_ms()        # the back-off is over
+    c._step()
+    assert c.ph == 2 and c.u is None and "umqtt.simple" not in sys.modules
+    m, = FakeClient.made                # one client, made once, for all three attempts
+    assert len(imports) == 1 and m.server == "127.0.0.1" and c.m is None
 
 
 def test_same_answers_on_micropython(tmp_path):
