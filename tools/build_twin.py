@@ -168,6 +168,11 @@ def build(src, out_dir, frozen=False):
 
 INTERN_LEN = 255    # the longest qstr an ESP8266 build takes (MICROPY_QSTR_BYTES_IN_LEN 1)
 MPY_CROSS = os.path.join(ROOT, "build", "mpy-cross", "mpy-cross")
+# for the modules run once at boot and dropped (tools/build_image.py BOOT_ONLY): their names and
+# config keys (at most 17 characters) interned, their longer messages str objects that go with
+# the module, instead of qstrs the pool keeps for good
+BOOT_INTERN_LEN = 20
+MPY_CROSS_BOOT = os.path.join(ROOT, "build", "mpy-cross-boot", "mpy-cross")
 
 
 def prepare(src):
@@ -184,28 +189,29 @@ def prepare(src):
     return work
 
 
-def build_mpy_cross(src):
-    """build/mpy-cross/mpy-cross: mpy-cross v1.28.0 interning strings up to INTERN_LEN chars."""
-    stamp = MPY_CROSS + ".fingerprint"
-    fp = hashlib.sha256(("%s intern %d" % (src, INTERN_LEN)).encode()).hexdigest()
-    if os.path.exists(MPY_CROSS) and os.path.exists(stamp):
+def build_mpy_cross(src, intern_len=INTERN_LEN, exe=MPY_CROSS):
+    """exe (build/mpy-cross/mpy-cross): mpy-cross v1.28.0 interning strings up to intern_len
+    chars."""
+    stamp = exe + ".fingerprint"
+    fp = hashlib.sha256(("%s intern %d" % (src, intern_len)).encode()).hexdigest()
+    if os.path.exists(exe) and os.path.exists(stamp):
         with open(stamp) as f:
             if f.read() == fp:
-                return MPY_CROSS
+                return exe
     work = prepare(src)
-    bdir = os.path.join(ROOT, "build", "mpy-cross", "obj")
+    bdir = os.path.join(os.path.dirname(exe), "obj")
     r = subprocess.run(["make", "-C", os.path.join(work, "mpy-cross"), "BUILD=" + bdir,
                         "PROG=mpy-cross", "-j" + str(os.cpu_count() or 2),
-                        "CFLAGS_EXTRA=-DMICROPY_ALLOC_PARSE_INTERN_STRING_LEN=%d" % INTERN_LEN],
+                        "CFLAGS_EXTRA=-DMICROPY_ALLOC_PARSE_INTERN_STRING_LEN=%d" % intern_len],
                        capture_output=True, text=True)
     if r.returncode:
         sys.stderr.write(r.stdout[-4000:] + r.stderr[-4000:])
         sys.exit("build_twin: the mpy-cross build failed")
-    shutil.copy2(os.path.join(bdir, "mpy-cross"), MPY_CROSS + ".new")
-    os.replace(MPY_CROSS + ".new", MPY_CROSS)
+    shutil.copy2(os.path.join(bdir, "mpy-cross"), exe + ".new")
+    os.replace(exe + ".new", exe)
     with open(stamp, "w") as f:
         f.write(fp)
-    return MPY_CROSS
+    return exe
 
 
 def main():
@@ -218,6 +224,7 @@ def main():
                     help="build only build/mpy-cross/mpy-cross (no gcc-multilib needed)")
     a = ap.parse_args()
     print(build_mpy_cross(source_dir(a.src)))
+    print(build_mpy_cross(source_dir(a.src), BOOT_INTERN_LEN, MPY_CROSS_BOOT))
     if a.mpy_cross:
         return
     a.out = a.out or os.path.join(ROOT, "build", "twin-frozen" if a.frozen else "twin")
