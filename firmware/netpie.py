@@ -474,6 +474,8 @@ class Cloud:
                 b[e:m] = f
                 e = m
                 x = (x & 0x1FFFFFFF) << 1 ^ _fp(f) & 0x3FFFFFFF    # small ints on the ESP8266
+                if not _MULTI >> i & 1:
+                    break               # a field of one piece
             if not k:
                 continue
             if not e:
